@@ -1,0 +1,75 @@
+"""Parsing of Engine API query parameters as moby parses them: booleans, filters, times."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from pydockerd.errors import InvalidParameter
+
+__all__ = ["Filters", "parse_bool", "parse_filters", "parse_timestamp_ns"]
+
+_FALSE = frozenset({"", "0", "no", "false", "none"})
+
+
+def parse_bool(value: str | None) -> bool:
+    """moby's rule: ``""``, ``0``, ``no``, ``false``, ``none`` (any case) are false, the rest true.
+
+    docker-py sends ``False``/``True``, the CLI ``1``/``0``.
+    """
+    return value is not None and value.strip().lower() not in _FALSE
+
+
+Filters = dict[str, set[str]]
+"""Filter key → accepted values."""
+
+
+def parse_filters(raw: str | None, allowed: Iterable[str]) -> Filters:
+    """Decode ``filters=`` in either form the clients send.
+
+    The docker CLI sends the map form ``{"status":{"running":true}}``; docker-py (and old
+    CLIs) the list form ``{"status":["running"]}``.
+
+    :raises InvalidParameter: not JSON, a value of the wrong shape, or a key not in ``allowed``
+        (moby's ``invalid filter 'x'``).
+    """
+    if not raw:
+        return {}
+    try:
+        decoded = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise InvalidParameter(f"invalid filter: {e}") from None
+    if not isinstance(decoded, Mapping):
+        raise InvalidParameter("invalid filter: expected a JSON object")
+    allowed_keys = set(allowed)
+    filters: Filters = {}
+    for key, value in decoded.items():
+        if key not in allowed_keys:
+            raise InvalidParameter(f"invalid filter '{key}'")
+        if isinstance(value, Mapping):
+            filters[key] = {str(v) for v, on in value.items() if on}
+        elif isinstance(value, list):
+            filters[key] = {str(v) for v in value}
+        else:
+            raise InvalidParameter(f"invalid filter '{key}': expected a list or an object")
+    return filters
+
+
+def parse_timestamp_ns(raw: str | None, name: str) -> int | None:
+    """A ``since``/``until`` value: unix seconds (``1700000000`` or ``1700000000.5``), or an
+    RFC 3339 time; ``None`` when absent or empty.
+
+    :raises InvalidParameter: anything else.
+    """
+    if raw is None or raw == "":
+        return None
+    seconds, _, fraction = raw.partition(".")
+    if seconds.lstrip("-").isdigit() and (not fraction or fraction.isdigit()):
+        nanos = int(fraction[:9].ljust(9, "0")) if fraction else 0
+        return int(seconds) * 1_000_000_000 + (-nanos if seconds.startswith("-") else nanos)
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidParameter(f"invalid value for {name}: {raw!r}") from None
+    return int(moment.timestamp() * 1_000_000_000)

@@ -1,0 +1,140 @@
+"""The daemon's state and start-up: directories, locks, plugins, drivers, events."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable
+from contextlib import ExitStack
+from pathlib import Path
+from types import ModuleType
+from typing import IO
+
+from loguru import logger
+
+from pydockerd import __version__
+from pydockerd.errors import ConfigError
+from pydockerd.events import EventBus
+from pydockerd.manager import PluginManager
+from pydockerd.plugin import Event
+from pydockerd.selection import Selection, select_storage_driver
+from pydockerd.settings import DaemonSettings
+
+__all__ = ["Daemon"]
+
+
+def _lock(path: Path, what: str) -> IO[str]:
+    """Hold an exclusive flock on ``path`` for the daemon's life, with our pid in it."""
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        if e.errno in (errno.EAGAIN, errno.EACCES):
+            raise ConfigError(
+                f"another pydockerd (pid {holder}) is using the {what} {path.parent}; "
+                "give this daemon its own --data-root and --exec-root"
+            ) from None
+        raise
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+class Daemon:
+    """Everything the API serves from: settings, plugins, the chosen drivers, the event bus."""
+
+    def __init__(self, settings: DaemonSettings) -> None:
+        self.settings = settings
+        self.manager = PluginManager(disabled=settings.disable_plugins, trace=settings.trace_hooks)
+        self.events = EventBus(settings.event_history, on_publish=self._notify_plugins)
+        self.storage: Selection | None = None
+        self.id = ""
+        self.version = __version__
+        self.started_at = time.time()
+        self._resources = ExitStack()
+
+    async def initialize(
+        self,
+        *,
+        validate_only: bool = False,
+        extra_plugins: Iterable[tuple[str, ModuleType | str]] = (),
+    ) -> None:
+        """Take the data-root and exec-root, load plugins, probe drivers, choose storage.
+
+        :param validate_only: touch nothing on disk (``--validate``): probes get a temporary
+            scratch directory and no engine ID is created.
+        :param extra_plugins: ``(name, module)`` pairs loaded besides the entry points.
+        :raises ConfigError: the configuration cannot work; the daemon must not start.
+        """
+        settings = self.settings
+        if validate_only:
+            anchor = settings.data_root
+            while not anchor.exists():
+                anchor = anchor.parent
+            scratch = Path(
+                self._resources.enter_context(
+                    tempfile.TemporaryDirectory(prefix=".pydockerd-validate-", dir=anchor)
+                )
+            )
+        else:
+            self._take_roots()
+            scratch = settings.data_root / "tmp"
+            shutil.rmtree(scratch, ignore_errors=True)
+            scratch.mkdir(mode=0o700)
+            self.id = self._engine_id()
+        self.manager.load_entry_points()
+        for name, module in extra_plugins:
+            self.manager.load_module(name, module)
+        await self.manager.run_registrations()
+        await self.manager.probe_all(
+            settings.data_root, settings.exec_root, settings.plugins, scratch_dir=scratch
+        )
+        storage_rows = [c for c in self.manager.components if c.kind == "storage"]
+        self.storage = select_storage_driver(storage_rows, settings.storage_driver)
+        logger.info("storage driver {} ({})", self.storage.component.name, self.storage.rule)
+        if not validate_only and self.storage.component.context is not None:
+            self.storage.component.context.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def _take_roots(self) -> None:
+        for root, mode in ((self.settings.data_root, 0o711), (self.settings.exec_root, 0o700)):
+            root.mkdir(parents=True, exist_ok=True, mode=mode)
+        self._resources.enter_context(
+            _lock(self.settings.data_root / "pydockerd.lock", "data-root")
+        )
+        self._resources.enter_context(_lock(self.settings.exec_root / "pydockerd.pid", "exec-root"))
+
+    def _engine_id(self) -> str:
+        """A stable ID for this engine (``info``'s ``ID``), kept in the data-root."""
+        path = self.settings.data_root / "engine-id"
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            engine_id = str(uuid.uuid4())
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(engine_id + "\n")
+            tmp.replace(path)
+            return engine_id
+
+    def emit(self, type_: str, action: str, actor_id: str, **attributes: str) -> Event:
+        """Record an event and tell subscribers and ``pydockerd_event`` plugins."""
+        event = Event(type=type_, action=action, actor_id=actor_id, attributes=attributes)
+        self.events.publish(event)
+        return event
+
+    async def _notify_plugins(self, event: Event) -> None:
+        await self.manager.notify("pydockerd_event", event=event)
+
+    async def close(self) -> None:
+        """End event streams, wait for plugins' pending event calls, release the roots."""
+        await self.events.close()
+        self._resources.close()

@@ -1,0 +1,382 @@
+"""The public plugin surface of pydockerd: the only module a plugin imports.
+
+A plugin is a module named by an entry point in the group ``pydockerd``::
+
+    [project.entry-points.pydockerd]
+    overlay = "pydockerd_storage_overlay.plugin"
+
+It implements hooks (see :mod:`pydockerd.hookspecs` and ``docs/plugin_hooks.md``) with the
+:data:`hookimpl` marker. Drivers are classes derived from one of the driver bases below,
+handed to the daemon by a registration hook::
+
+    from pydockerd.plugin import DriverRegistry, StorageDriver, hookimpl
+
+    class MyDriver(StorageDriver):
+        name = "mine"
+
+    @hookimpl
+    def pydockerd_register_storage_drivers(registry: DriverRegistry[StorageDriver]) -> None:
+        registry.add(MyDriver)
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from abc import ABC
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+import pluggy
+from pydantic import BaseModel, ConfigDict
+
+from pydockerd.errors import (
+    Conflict,
+    DriverNotSupported,
+    Forbidden,
+    InvalidParameter,
+    NotFound,
+    NotImplementedByDaemon,
+    NotModified,
+    PluginLoadError,
+    PydockerdError,
+    SystemError,
+    Unauthorized,
+    Unavailable,
+)
+from pydockerd.mounts import Mount, mount, unmount
+
+if TYPE_CHECKING:
+    from aiohttp import web
+    from loguru import Logger
+
+__all__ = [
+    "PROJECT_NAME",
+    "AuthzDecision",
+    "AuthzRequest",
+    "Conflict",
+    "Driver",
+    "DriverConfig",
+    "DriverContext",
+    "DriverNotSupported",
+    "DriverRegistry",
+    "Event",
+    "Forbidden",
+    "InvalidParameter",
+    "LogDriver",
+    "Mount",
+    "NetworkDriver",
+    "NotFound",
+    "NotImplementedByDaemon",
+    "NotModified",
+    "PeerCredentials",
+    "PluginLoadError",
+    "PydockerdError",
+    "RegistryTransport",
+    "RouteRegistry",
+    "Runtime",
+    "StorageDriver",
+    "SystemError",
+    "Unauthorized",
+    "Unavailable",
+    "hookimpl",
+    "mount",
+    "unmount",
+]
+
+PROJECT_NAME = "pydockerd"
+"""pluggy project name, and the entry-point group plugins are found in."""
+
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+"""Marker for hook implementations: ``@hookimpl`` above a ``pydockerd_*`` function."""
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+
+
+# --------------------------------------------------------------------------------------
+# Drivers
+
+
+class DriverConfig(BaseModel):
+    """Base of a driver's configuration model; unknown keys are errors.
+
+    A driver's options live in ``[plugins."<kind>.<name>"]`` of daemon.toml and are
+    validated by the driver's own ``Config`` model when the daemon loads it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class DriverContext:
+    """What the daemon hands a driver: where it may keep state, and its validated config.
+
+    :ivar state_dir: the driver's own directory under the data-root
+        (``<data-root>/<kind>/<name>``); created by the daemon when the driver is selected,
+        never by a probe. A non-empty ``state_dir`` is how the daemon recognises prior state.
+    :ivar run_dir: the driver's own directory under the exec-root (``<exec-root>/<kind>/<name>``).
+    :ivar scratch_dir: a directory on the data-root's filesystem for throwaway work (a probe's
+        test mount); the daemon empties it at start.
+    :ivar config: the driver's ``Config`` model, validated.
+    :ivar logger: a loguru logger bound to ``plugin="<kind>.<name>"``.
+    """
+
+    state_dir: Path
+    run_dir: Path
+    scratch_dir: Path
+    config: DriverConfig
+    logger: Logger
+
+
+class Driver(ABC):
+    """Base of every driver class.
+
+    Subclasses of a kind's base (:class:`StorageDriver`, ...) set :attr:`name` and may set
+    :attr:`Config`, :attr:`capabilities`, :attr:`priority` and :attr:`description`, and
+    override :meth:`probe`.
+    """
+
+    kind: ClassVar[str]
+    """The driver kind: ``storage``, ``network``, ``registry``, ``runtime`` or ``log``."""
+    interface: ClassVar[str]
+    """The versioned interface the driver implements, e.g. ``pydockerd.storage.v1``."""
+    name: ClassVar[str]
+    """The driver's name, as operators write it in daemon.toml (``overlay``)."""
+    Config: ClassVar[type[DriverConfig]] = DriverConfig
+    """The driver's configuration model."""
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    """Optional features the driver supports, for the daemon to check before relying on them."""
+    priority: ClassVar[int] = 100
+    """Order of preference when the daemon chooses a driver by itself: lower comes first."""
+    description: ClassVar[str] = ""
+    """One line shown in ``plugin ls``."""
+
+    def __init__(self, context: DriverContext) -> None:
+        self.context = context
+
+    @classmethod
+    def qualified_name(cls) -> str:
+        """``<kind>.<name>``: the key of the driver's config section and its plugin-list name."""
+        return f"{cls.kind}.{cls.name}"
+
+    @classmethod
+    async def probe(cls, context: DriverContext) -> None:
+        """Check that this host can run the driver.
+
+        Called once at start-up for every registered driver. Raise
+        :class:`DriverNotSupported` with a reason a person can act on when it cannot
+        (status ``skip``); any other exception marks the driver ``error``. The default
+        accepts every host.
+        """
+
+
+class StorageDriver(Driver):
+    """Stores image layers and prepares container root filesystems (``overlay``, ``vfs``)."""
+
+    kind = "storage"
+    interface = "pydockerd.storage.v1"
+
+
+class NetworkDriver(Driver):
+    """Creates networks and container endpoints (``bridge``, ``host``)."""
+
+    kind = "network"
+    interface = "pydockerd.network.v1"
+
+
+class RegistryTransport(Driver):
+    """Pulls from and pushes to image registries (``distribution``)."""
+
+    kind = "registry"
+    interface = "pydockerd.registry.v1"
+
+
+class Runtime(Driver):
+    """Creates and runs container processes (``native``)."""
+
+    kind = "runtime"
+    interface = "pydockerd.runtime.v1"
+
+
+class LogDriver(Driver):
+    """Stores and reads back container output (``json-file``)."""
+
+    kind = "log"
+    interface = "pydockerd.log.v1"
+
+
+D = TypeVar("D", bound=Driver)
+
+
+class DriverRegistry(Generic[D]):
+    """The drivers of one kind, by name; handed to the ``pydockerd_register_*`` hooks."""
+
+    def __init__(self, base: type[D]) -> None:
+        self.base = base
+        self.kind = base.kind
+        self._drivers: dict[str, type[D]] = {}
+        self._owners: dict[str, str] = {}
+        self.registering_plugin = ""
+        """Set by the daemon to the plugin whose hook is running, for :meth:`owner`."""
+
+    def add(self, driver: type[D]) -> None:
+        """Register ``driver``.
+
+        :raises PluginLoadError: it is not a ``base`` subclass, its name is malformed, or
+            another plugin registered the same name.
+        """
+        if not (isinstance(driver, type) and issubclass(driver, self.base)):
+            raise PluginLoadError(f"{driver!r} is not a {self.base.__name__} subclass")
+        name = getattr(driver, "name", "")
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise PluginLoadError(
+                f"{driver.__qualname__}.name {name!r} is not a valid driver name "
+                "(lowercase letters, digits, '.', '_', '-')"
+            )
+        if name in self._drivers:
+            raise PluginLoadError(
+                f"{self.kind} driver {name!r} is registered twice: by plugin "
+                f"{self._owners[name]!r} and by plugin {self.registering_plugin!r}"
+            )
+        self._drivers[name] = driver
+        self._owners[name] = self.registering_plugin
+
+    def discard_plugin(self, plugin: str) -> None:
+        """Forget every driver ``plugin`` registered (used when the plugin fails)."""
+        for name in [n for n, owner in self._owners.items() if owner == plugin]:
+            del self._drivers[name], self._owners[name]
+
+    def get(self, name: str) -> type[D]:
+        """The driver called ``name``.
+
+        :raises NotFound: no such driver; the message lists the installed ones.
+        """
+        try:
+            return self._drivers[name]
+        except KeyError:
+            raise NotFound(
+                f"{self.kind} driver {name!r} is not installed "
+                f"(installed: {', '.join(self.names()) or 'none'})"
+            ) from None
+
+    def owner(self, name: str) -> str:
+        """The plugin that registered the driver ``name``."""
+        return self._owners[name]
+
+    def names(self) -> list[str]:
+        return sorted(self._drivers)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._drivers
+
+    def __iter__(self) -> Iterator[type[D]]:
+        return iter(self._drivers[name] for name in self.names())
+
+    def __len__(self) -> int:
+        return len(self._drivers)
+
+
+# --------------------------------------------------------------------------------------
+# Events
+
+
+@dataclass(frozen=True)
+class Event:
+    """One engine event, as ``GET /events`` streams it and ``pydockerd_event`` receives it.
+
+    :ivar type: the object type: ``container``, ``image``, ``network``, ``volume``,
+        ``daemon``, ``plugin``.
+    :ivar action: what happened: ``create``, ``start``, ``die``, ``pull``, ``reload``, ...
+    :ivar actor_id: the ID of the object.
+    :ivar attributes: key/value pairs about it (``name``, ``image``, labels, ``exitCode``).
+    """
+
+    type: str
+    action: str
+    actor_id: str
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    scope: str = "local"
+    time_nano: int = field(default_factory=time.time_ns)
+
+    def to_api(self) -> dict[str, Any]:
+        """The Engine API's JSON shape, including the deprecated ``status``/``id``/``from``."""
+        body: dict[str, Any] = {
+            "Type": self.type,
+            "Action": self.action,
+            "Actor": {"ID": self.actor_id, "Attributes": dict(self.attributes)},
+            "scope": self.scope,
+            "time": self.time_nano // 1_000_000_000,
+            "timeNano": self.time_nano,
+        }
+        if self.type in ("container", "image"):
+            body["status"] = self.action
+            body["id"] = self.actor_id
+            if "image" in self.attributes:
+                body["from"] = self.attributes["image"]
+        return body
+
+
+# --------------------------------------------------------------------------------------
+# Authorization
+
+
+@dataclass(frozen=True)
+class PeerCredentials:
+    """Who is at the other end of a unix-socket connection (``SO_PEERCRED``)."""
+
+    pid: int
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True)
+class AuthzRequest:
+    """An API request, as authorization plugins see it before it is served.
+
+    :ivar method: the HTTP method.
+    :ivar path: the path without the ``/v1.NN`` prefix (``/containers/create``).
+    :ivar query: the query string's parameters (last value of each).
+    :ivar headers: the request headers.
+    :ivar peer: the caller's credentials on a unix socket, else ``None``.
+    """
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    peer: PeerCredentials | None
+
+
+@dataclass(frozen=True)
+class AuthzDecision:
+    """An authorization plugin's answer: ``allow`` or not, and the message for the client."""
+
+    allow: bool
+    message: str = ""
+
+
+# --------------------------------------------------------------------------------------
+# Routes
+
+Handler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
+
+
+class RouteRegistry:
+    """Where plugins add Engine API routes; handed to ``pydockerd_register_routes``.
+
+    Every route is served with and without the ``/v1.NN`` prefix, behind the same error
+    mapping, request id and authorization as the built-in routes.
+    """
+
+    def __init__(self) -> None:
+        self.routes: list[tuple[str, str, Handler, str]] = []
+        self.registering_plugin = ""
+
+    def add(self, method: str, path: str, handler: Handler) -> None:
+        """Serve ``method path`` with ``handler``; ``path`` starts with ``/`` and may use
+        aiohttp's ``{name}`` placeholders."""
+        if not path.startswith("/"):
+            raise PluginLoadError(f"route path {path!r} must start with '/'")
+        self.routes.append((method.upper(), path, handler, self.registering_plugin))

@@ -1,0 +1,258 @@
+"""The daemon's configuration: daemon.toml, ``PYDOCKERD_*`` variables and command-line flags.
+
+Precedence, highest first: command-line flags, environment (``PYDOCKERD_DATA_ROOT``,
+``PYDOCKERD_TLS__CERT`` for nested keys), the TOML file (``/etc/pydockerd/daemon.toml`` or
+``--config-file``), the defaults below. An unknown key anywhere is an error that names it.
+``pydockerd config default`` prints every setting at its default (``etc/pydockerd/daemon.toml``
+is that output, kept true by a test).
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from pydockerd.errors import ConfigError
+
+__all__ = ["DEFAULT_CONFIG_FILE", "DaemonSettings", "TLSSettings", "load_settings"]
+
+DEFAULT_CONFIG_FILE = Path("/etc/pydockerd/daemon.toml")
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+def _split_commas(value: Any) -> Any:
+    """Environment variables give lists as ``a,b,c``; TOML gives real lists."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class TLSSettings(BaseModel):
+    """TLS for ``tcp://`` listeners; with ``verify`` clients must present a certificate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cert: Path | None = Field(None, description="server certificate (PEM)")
+    key: Path | None = Field(None, description="server private key (PEM)")
+    cacert: Path | None = Field(None, description="CA that client certificates must chain to")
+    verify: bool = Field(False, description="require and verify client certificates")
+
+    @field_validator("cert", "key", "cacert", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert is not None and self.key is not None
+
+
+class DaemonSettings(BaseSettings):
+    """Every setting of the daemon. Field descriptions become daemon.toml's comments."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PYDOCKERD_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["unix:///run/pydockerd.sock"],
+        description="where the API listens: unix://PATH, tcp://HOST:PORT, fd:// (systemd)",
+    )
+    data_root: Path = Field(
+        Path("/var/lib/pydockerd"), description="images, containers, volumes, driver state"
+    )
+    exec_root: Path = Field(Path("/run/pydockerd"), description="pid file and runtime state")
+    storage_driver: str = Field(
+        "",
+        description='storage driver by name ("overlay", "vfs"); empty: chosen by the daemon',
+    )
+    group: str = Field(
+        "pydockerd",
+        description="group owning the unix socket (mode 0660); root if it does not exist",
+    )
+    allow_insecure_tcp: bool = Field(
+        False, description="allow tcp:// without TLS on addresses other than loopback"
+    )
+    tls: TLSSettings = Field(default_factory=TLSSettings, description="TLS for tcp:// hosts")
+    log_level: LogLevel = Field("info", description="debug, info, warning or error")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text or json (one object a line)"
+    )
+    disable_plugins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="plugins (entry-point names) not to load"
+    )
+    trace_hooks: bool = Field(False, description="log every hook call with its duration")
+    event_history: int = Field(
+        1024, ge=0, description="events kept in memory for GET /events?since="
+    )
+    shutdown_timeout: float = Field(
+        15.0, gt=0, description="seconds to wait for API requests to finish on SIGTERM"
+    )
+    plugins: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description='per-driver options: [plugins."storage.overlay"], checked by the driver',
+    )
+
+    @field_validator("hosts", "disable_plugins", mode="before")
+    @classmethod
+    def _lists_from_commas(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level_alias(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.lower()
+            return {"warn": "warning", "fatal": "error"}.get(value, value)
+        return value
+
+    @field_validator("hosts")
+    @classmethod
+    def _at_least_one_host(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one host is needed")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file is passed in by load_settings as init data of lower priority.
+        return (init_settings, env_settings)
+
+
+def _read_toml(path: Path, required: bool) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"config file {path} does not exist") from None
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"cannot read config file {path}: {e}") from e
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    """One message per wrong key, naming the key and what is allowed."""
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        if item["type"] == "extra_forbidden":
+            model_keys = _known_keys(item["loc"])
+            close = difflib.get_close_matches(str(item["loc"][-1]), model_keys, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            lines.append(f"unknown key {key!r}{hint} (known keys: {', '.join(sorted(model_keys))})")
+        else:
+            lines.append(f"{key}: {item['msg']} (got {item.get('input')!r})")
+    return f"invalid configuration ({source}): " + "; ".join(lines)
+
+
+def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
+    model: type[BaseModel] = DaemonSettings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            return []
+    return list(model.model_fields)
+
+
+def load_settings(
+    config_file: Path | None = None, overrides: dict[str, Any] | None = None
+) -> DaemonSettings:
+    """Read the configuration: ``overrides`` (flags) over environment over TOML over defaults.
+
+    :param config_file: the TOML file; ``None`` means :data:`DEFAULT_CONFIG_FILE`, which may be
+        missing (an explicitly named file must exist).
+    :raises ConfigError: unreadable file, unknown key, or an invalid value; the message names
+        the key and the file.
+    """
+    path = config_file or DEFAULT_CONFIG_FILE
+    file_data = _read_toml(path, required=config_file is not None)
+    flags = {key: value for key, value in (overrides or {}).items() if value is not None}
+    try:
+        # Validate the file on its own first, so its errors name the file.
+        DaemonSettings.model_validate(file_data)
+    except ValidationError as e:
+        raise ConfigError(_describe(e, str(path))) from None
+    try:
+        from_env = DaemonSettings().model_dump(exclude_unset=True)
+        return DaemonSettings(**_deep_merge(_deep_merge(file_data, from_env), flags))
+    except ValidationError as e:
+        raise ConfigError(_describe(e, "environment or flags")) from None
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def default_toml() -> str:
+    """daemon.toml with every setting commented out at its default, and its description."""
+    lines = [
+        "# pydockerd daemon configuration (/etc/pydockerd/daemon.toml).",
+        "# Every setting is shown commented out at its default. Each can also be set with an",
+        "# environment variable: PYDOCKERD_<KEY> (nested: PYDOCKERD_TLS__CERT), and most with",
+        "# a flag of the same name (pydockerd --help). Flags win over the environment, which",
+        "# wins over this file.",
+        "",
+    ]
+    defaults = DaemonSettings.model_construct()
+    tables: list[str] = []
+    for name, field in DaemonSettings.model_fields.items():
+        value = getattr(defaults, name)
+        if isinstance(value, BaseModel):
+            tables.append("")
+            tables.append(f"# {field.description}")
+            tables.append(f"# [{name}]")
+            for sub, subfield in type(value).model_fields.items():
+                tables.append(f"# {subfield.description}")
+                tables.append(f"# {sub} = {_toml_value(getattr(value, sub))}")
+            continue
+        if name == "plugins":
+            tables.append("")
+            tables.append(f"# {field.description}; for example:")
+            tables.append('# [plugins."storage.overlay"]')
+            continue
+        lines.append(f"# {field.description}")
+        lines.append(f"# {name} = {_toml_value(value)}")
+    return "\n".join(lines + tables) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if value is None:
+        return '""  # unset by default'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,1 @@
+"""pydockerd's bridge network driver."""

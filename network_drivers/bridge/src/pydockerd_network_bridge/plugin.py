@@ -1,0 +1,12 @@
+"""Wiring: registers :class:`BridgeDriver` with pydockerd."""
+
+from __future__ import annotations
+
+from pydockerd.plugin import DriverRegistry, NetworkDriver, hookimpl
+
+from pydockerd_network_bridge.driver import BridgeDriver
+
+
+@hookimpl
+def pydockerd_register_network_drivers(registry: DriverRegistry[NetworkDriver]) -> None:
+    registry.add(BridgeDriver)

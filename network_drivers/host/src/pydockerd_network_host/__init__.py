@@ -1,0 +1,1 @@
+"""pydockerd's host network driver."""

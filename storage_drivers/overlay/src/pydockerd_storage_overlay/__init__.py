@@ -1,0 +1,1 @@
+"""pydockerd's overlay storage driver."""

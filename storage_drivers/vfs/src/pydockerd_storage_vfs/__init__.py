@@ -1,0 +1,1 @@
+"""pydockerd's vfs storage driver."""
