@@ -38,7 +38,7 @@ def configure_logging(level: str, fmt: str) -> None:
     logger.remove()
     logger.configure(extra={"request_id": "-"})
     if fmt == "json":
-        logger.add(sys.stderr, level=level.upper(), serialize=True)
+        logger.add(sys.stderr, level=level.upper(), serialize=True, diagnose=False)
     else:
         logger.add(
             sys.stderr, level=level.upper(), format=_TEXT_FORMAT, colorize=sys.stderr.isatty()

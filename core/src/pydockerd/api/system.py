@@ -34,6 +34,9 @@ _PING_HEADERS = {
     "Pragma": "no-cache",
 }
 
+_CLIENT_CHECK_INTERVAL = 1.0
+"""Seconds between checks that an idle ``/events`` client is still connected."""
+
 # The Plugins map of /info: Docker's keys, then pydockerd's driver kinds.
 _INFO_PLUGIN_KEYS = {
     "network": "Network",
@@ -216,25 +219,33 @@ async def events(request: web.Request) -> web.StreamResponse:
             until is None or event.time_nano <= until
         )
 
+    def client_gone() -> bool:
+        return request.transport is None or request.transport.is_closing()
+
     # Subscribe before reading the history, so no event falls between the two; an event in
     # both is sent once.
     async with daemon.events.subscribe() as queue:
         await response.prepare(request)
         replayed = daemon.events.history(since, until) if since is not None else []
-        for event in replayed:
-            await send(event)
-        seen = {id(e) for e in replayed}
-        while until is None or time.time_ns() < until:
-            timeout = None if until is None else (until - time.time_ns()) / 1e9
-            try:
-                live = await asyncio.wait_for(queue.get(), timeout)
-            except TimeoutError:
-                break
-            if live is None:
-                break
-            if id(live) not in seen and in_window(live):
-                await send(live)
-    await response.write_eof()
+        try:
+            for event in replayed:
+                await send(event)
+            seen = {id(e) for e in replayed}
+            while not client_gone() and (until is None or time.time_ns() < until):
+                wait = _CLIENT_CHECK_INTERVAL
+                if until is not None:
+                    wait = min(wait, (until - time.time_ns()) / 1e9)
+                try:
+                    live = await asyncio.wait_for(queue.get(), max(wait, 0))
+                except TimeoutError:
+                    continue
+                if live is None:
+                    break
+                if id(live) not in seen and in_window(live):
+                    await send(live)
+            await response.write_eof()
+        except ConnectionResetError:
+            pass  # the client left; nothing to tell it
     return response
 
 

@@ -1,0 +1,198 @@
+"""A real pydockerd in a subprocess, with its own socket, data-root and exec-root.
+
+Readiness is learnt the way systemd learns it: the daemon sends ``READY=1`` to the
+``$NOTIFY_SOCKET`` the kit creates. Nothing is shared with a host-wide daemon, so any number
+of these can run side by side.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DaemonProcess", "DaemonStartError", "UnixHTTPConnection", "start_daemon"]
+
+
+class DaemonStartError(RuntimeError):
+    """The daemon exited or did not become ready; the message holds its log."""
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """``http.client`` over a unix socket."""
+
+    def __init__(self, path: Path, timeout: float = 30.0) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(str(self.socket_path))
+        self.sock = sock
+
+
+@dataclass
+class DaemonProcess:
+    """A running daemon started by :func:`start_daemon`."""
+
+    base_dir: Path
+    socket_path: Path
+    data_root: Path
+    exec_root: Path
+    log_path: Path
+    process: subprocess.Popen[bytes]
+    notify_socket: socket.socket
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One API call: ``(status, headers, body)``."""
+        conn = UnixHTTPConnection(self.socket_path)
+        try:
+            payload = json.dumps(body).encode() if body is not None else None
+            conn.request(method, path, body=payload, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            conn.close()
+
+    def get_json(self, path: str) -> Any:
+        status, _, body = self.request("GET", path)
+        if status != 200:
+            raise AssertionError(f"GET {path}: {status} {body!r}")
+        return json.loads(body)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, then SIGKILL after ``timeout``; the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def notifications(self) -> list[str]:
+        """What the daemon sent to ``$NOTIFY_SOCKET`` since the last call (``READY=1``...)."""
+        self.notify_socket.setblocking(False)
+        received = []
+        while True:
+            try:
+                received.extend(self.notify_socket.recv(4096).decode().splitlines())
+            except BlockingIOError:
+                return received
+
+    def cleanup(self) -> None:
+        """Stop the daemon and remove everything it had."""
+        self.stop()
+        self.notify_socket.close()
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+
+def start_daemon(
+    *args: str,
+    base_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+    config: str | None = None,
+    timeout: float = 30.0,
+) -> DaemonProcess:
+    """Start ``pydockerd`` with its own directories and wait until it is ready.
+
+    :param args: extra command-line flags.
+    :param base_dir: where its socket, data-root, exec-root and log go; a new short
+        directory under /tmp by default (unix socket paths are limited to 107 bytes).
+    :param env: extra environment variables.
+    :param config: daemon.toml text, written to ``<base_dir>/daemon.toml`` and passed with
+        ``--config-file``.
+    :raises DaemonStartError: it exited or did not send ``READY=1`` within ``timeout``.
+    """
+    base = base_dir or Path(tempfile.mkdtemp(prefix="pd-", dir="/tmp"))
+    base.mkdir(parents=True, exist_ok=True)
+    flags = list(args)
+    if config is not None:
+        (base / "daemon.toml").write_text(config)
+        flags += ["--config-file", str(base / "daemon.toml")]
+    else:  # never read the host's /etc/pydockerd/daemon.toml
+        (base / "empty.toml").write_text("")
+        flags += ["--config-file", str(base / "empty.toml")]
+    notify_path = base / "notify.sock"
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(notify_path))
+    full_env = {**os.environ, **(env or {}), "NOTIFY_SOCKET": str(notify_path)}
+    daemon = DaemonProcess(
+        base_dir=base,
+        socket_path=base / "pydockerd.sock",
+        data_root=base / "data",
+        exec_root=base / "exec",
+        log_path=base / "daemon.log",
+        process=None,  # type: ignore[arg-type]  # set just below
+        notify_socket=notify,
+    )
+    with daemon.log_path.open("wb") as log:
+        daemon.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pydockerd",
+                "-H",
+                daemon.host,
+                "--data-root",
+                str(daemon.data_root),
+                "--exec-root",
+                str(daemon.exec_root),
+                *flags,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            start_new_session=True,
+        )
+    daemon.env = {
+        **os.environ,
+        **(env or {}),
+        "DOCKER_HOST": daemon.host,
+        "PYDOCKER_HOST": daemon.host,
+    }
+    try:
+        _wait_ready(daemon, notify, timeout)
+    except BaseException:
+        daemon.cleanup()
+        raise
+    return daemon
+
+
+def _wait_ready(daemon: DaemonProcess, notify: socket.socket, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    notify.settimeout(0.1)
+    while time.monotonic() < deadline:
+        if daemon.process.poll() is not None:
+            raise DaemonStartError(
+                f"pydockerd exited with {daemon.process.returncode}:\n{daemon.log()}"
+            )
+        try:
+            message = notify.recv(4096).decode()
+        except TimeoutError:
+            continue
+        if "READY=1" in message.splitlines():
+            return
+    raise DaemonStartError(f"pydockerd did not become ready in {timeout} s:\n{daemon.log()}")
