@@ -115,6 +115,7 @@ def start_daemon(
     env: dict[str, str] | None = None,
     config: str | None = None,
     timeout: float = 30.0,
+    python: str | Path = sys.executable,
 ) -> DaemonProcess:
     """Start ``pydockerd`` with its own directories and wait until it is ready.
 
@@ -124,6 +125,7 @@ def start_daemon(
     :param env: extra environment variables.
     :param config: daemon.toml text, written to ``<base_dir>/daemon.toml`` and passed with
         ``--config-file``.
+    :param python: the interpreter whose installed pydockerd (and plugins) to run.
     :raises DaemonStartError: it exited or did not send ``READY=1`` within ``timeout``.
     """
     base = base_dir or Path(tempfile.mkdtemp(prefix="pd-", dir="/tmp"))
@@ -151,7 +153,7 @@ def start_daemon(
     with daemon.log_path.open("wb") as log:
         daemon.process = subprocess.Popen(
             [
-                sys.executable,
+                str(python),
                 "-m",
                 "pydockerd",
                 "-H",
