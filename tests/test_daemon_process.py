@@ -173,3 +173,42 @@ def test_a_second_daemon_on_the_same_data_root_is_refused(
     with pytest.raises(DaemonStartError, match=f"another pydockerd \\(pid {daemon.process.pid}\\)"):
         daemon_factory("--data-root", str(daemon.data_root))
     assert daemon.request("GET", "/_ping")[0] == 200
+
+
+def test_socket_activation_through_fd(tmp_path: Path) -> None:
+    """``-H fd://`` serves the sockets systemd passes (here: systemd-socket-activate)."""
+    sock = tmp_path / "activated.sock"
+    activator = subprocess.Popen(
+        [
+            "systemd-socket-activate",
+            "-l",
+            str(sock),
+            *PYDOCKERD,
+            "-H",
+            "fd://",
+            "--config-file",
+            os.devnull,
+            "--data-root",
+            str(tmp_path / "data"),
+            "--exec-root",
+            str(tmp_path / "exec"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_for(sock.exists, what="the activation socket")
+        # The first connection starts the daemon; docker's CLI waits for its answer.
+        result = docker(
+            {**os.environ, "DOCKER_HOST": f"unix://{sock}"},
+            "version",
+            "--format",
+            "{{.Server.APIVersion}}",
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "1.47"
+    finally:
+        os.killpg(activator.pid, signal.SIGTERM)
+        activator.wait(30)
