@@ -32,6 +32,15 @@ def run_pydockerd(
     )
 
 
+def server_api_version(docker_host: str) -> str:
+    """``docker version``'s server API version at ``docker_host``, asserting success."""
+    result = docker(
+        {**os.environ, "DOCKER_HOST": docker_host}, "version", "--format", "{{.Server.APIVersion}}"
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
 def test_socket_is_0660_and_the_daemon_says_ready(daemon: DaemonProcess) -> None:
     mode = stat.S_IMODE(daemon.socket_path.stat().st_mode)
     assert mode == 0o660
@@ -137,15 +146,8 @@ def test_sighup_applies_a_new_log_level(daemon_factory: DaemonFactory, tmp_path:
 
 def test_tcp_on_loopback_serves_the_docker_cli(daemon_factory: DaemonFactory) -> None:
     port = free_port()
-    proc = daemon_factory("-H", f"tcp://127.0.0.1:{port}")
-    result = docker(
-        {**proc.env, "DOCKER_HOST": f"tcp://127.0.0.1:{port}"},
-        "version",
-        "--format",
-        "{{.Server.APIVersion}}",
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "1.47"
+    daemon_factory("-H", f"tcp://127.0.0.1:{port}")
+    assert server_api_version(f"tcp://127.0.0.1:{port}") == "1.47"
 
 
 def test_tcp_on_all_addresses_without_tls_is_refused(daemon_factory: DaemonFactory) -> None:
@@ -157,14 +159,8 @@ def test_tcp_on_all_addresses_without_tls_is_refused(daemon_factory: DaemonFacto
 
 def test_tcp_on_all_addresses_when_explicitly_allowed(daemon_factory: DaemonFactory) -> None:
     port = free_port()
-    proc = daemon_factory("-H", f"tcp://0.0.0.0:{port}", "--allow-insecure-tcp")
-    result = docker(
-        {**proc.env, "DOCKER_HOST": f"tcp://127.0.0.1:{port}"},
-        "version",
-        "--format",
-        "{{.Server.APIVersion}}",
-    )
-    assert result.returncode == 0, result.stderr
+    daemon_factory("-H", f"tcp://0.0.0.0:{port}", "--allow-insecure-tcp")
+    assert server_api_version(f"tcp://127.0.0.1:{port}") == "1.47"
 
 
 def test_a_second_daemon_on_the_same_data_root_is_refused(
@@ -201,14 +197,7 @@ def test_socket_activation_through_fd(tmp_path: Path) -> None:
     try:
         wait_for(sock.exists, what="the activation socket")
         # The first connection starts the daemon; docker's CLI waits for its answer.
-        result = docker(
-            {**os.environ, "DOCKER_HOST": f"unix://{sock}"},
-            "version",
-            "--format",
-            "{{.Server.APIVersion}}",
-        )
-        assert result.returncode == 0, result.stderr
-        assert result.stdout.strip() == "1.47"
+        assert server_api_version(f"unix://{sock}") == "1.47"
     finally:
         os.killpg(activator.pid, signal.SIGTERM)
         activator.wait(30)

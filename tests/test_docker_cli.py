@@ -62,22 +62,28 @@ def test_docker_plugin_ls_lists_every_driver(daemon: DaemonProcess) -> None:
     } <= rows
 
 
-def test_docker_events_shows_a_daemon_reload(daemon: DaemonProcess) -> None:
+def reload_then_list_events(daemon: DaemonProcess, type_filter: str) -> list[str]:
+    """SIGHUP the daemon (a ``daemon reload`` event), then ``docker events`` over that time."""
     since = int(time.time()) - 1
     daemon.process.send_signal(signal.SIGHUP)
     wait_for(lambda: "configuration reloaded" in daemon.log(), what="the reload")
+    until = str(int(time.time()) + 1)
     result = docker(
         daemon.env,
         "events",
         "--since",
         str(since),
         "--until",
-        str(int(time.time()) + 1),
+        until,
         "--filter",
-        "type=daemon",
+        f"type={type_filter}",
     )
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    return result.stdout.splitlines()
+
+
+def test_docker_events_shows_a_daemon_reload(daemon: DaemonProcess) -> None:
+    lines = reload_then_list_events(daemon, "daemon")
     assert len(lines) == 1, lines
     engine_id = daemon.get_json("/info")["ID"]
     assert f" daemon reload {engine_id} (" in lines[0]
@@ -85,21 +91,7 @@ def test_docker_events_shows_a_daemon_reload(daemon: DaemonProcess) -> None:
 
 
 def test_docker_events_filter_excludes_other_types(daemon: DaemonProcess) -> None:
-    since = int(time.time()) - 1
-    daemon.process.send_signal(signal.SIGHUP)
-    wait_for(lambda: "configuration reloaded" in daemon.log(), what="the reload")
-    result = docker(
-        daemon.env,
-        "events",
-        "--since",
-        str(since),
-        "--until",
-        str(int(time.time()) + 1),
-        "--filter",
-        "type=container",
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == ""
+    assert reload_then_list_events(daemon, "container") == []
 
 
 def test_docker_cli_prints_daemon_errors_in_dockers_words(daemon: DaemonProcess) -> None:
