@@ -1,0 +1,1 @@
+"""``pydocker`` subcommands, one module per area."""

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import pytest
+from pydocker.cli import FlagError
+from pydocker.commands.system import parse_filter_flags, parse_time
+from pydocker.formatting import event_line, human_size, render_template, table
+
+
+def test_template_fields_and_json() -> None:
+    value = {"Server": {"ApiVersion": "1.47", "Ok": True}, "List": [1]}
+    assert render_template("{{.Server.ApiVersion}}", value) == "1.47"
+    assert render_template("{{ .Server.Ok }}\\t{{json .List}}", value) == "true\t[1]"
+    assert render_template("{{json .}}", {"a": 1}) == '{"a": 1}'
+    assert render_template("{{.Missing.Field}}", value) == "<no value>"
+
+
+def test_table_pads_columns_like_tabwriter() -> None:
+    out = table(["KIND", "NAME"], [["storage", "overlay"], ["network", "host"]])
+    assert out.splitlines() == ["KIND      NAME", "storage   overlay", "network   host"]
+
+
+@pytest.mark.parametrize(
+    ("size", "text"), [(512, "512B"), (2048, "2KiB"), (25_271_234_560, "23.54GiB")]
+)
+def test_human_size(size: int, text: str) -> None:
+    assert human_size(size) == text
+
+
+def test_event_line_as_docker_prints_it() -> None:
+    event = {
+        "Type": "daemon",
+        "Action": "reload",
+        "timeNano": 1_700_000_000_123_456_789,
+        "Actor": {"ID": "abc", "Attributes": {"name": "vm", "b": "2"}},
+    }
+    assert event_line(event) == ("2023-11-14T22:13:20.123456789Z daemon reload abc (b=2, name=vm)")
+
+
+def test_filter_flags_become_the_map_form() -> None:
+    assert parse_filter_flags(("type=daemon", "type=container", "label=a=b")) == {
+        "type": {"daemon": True, "container": True},
+        "label": {"a=b": True},
+    }
+    with pytest.raises(FlagError, match='invalid argument "bad" for "-f, --filter" flag'):
+        parse_filter_flags(("bad",))
+
+
+def test_times_unix_rfc3339_and_durations() -> None:
+    assert parse_time("1700000000") == "1700000000"
+    assert parse_time("10m", now=1000.0) == "400.000000000"
+    assert parse_time("1h30m", now=10000.0) == "4600.000000000"
+    assert parse_time("2023-11-14T22:13:20Z") == "1700000000.000000000"
+    with pytest.raises(FlagError):
+        parse_time("yesterday")
