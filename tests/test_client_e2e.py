@@ -56,7 +56,9 @@ def test_plugin_ls_lists_kind_name_plugin_version_status(daemon: DaemonProcess) 
     assert quiet.stdout.split() == ["network.bridge", "network.host"]
 
 
-def test_plugin_ls_shows_disabled_plugins_with_the_reason(daemon_factory) -> None:
+def test_plugin_ls_shows_disabled_plugins_with_the_reason(
+    daemon_factory: DaemonFactory,
+) -> None:
     proc = daemon_factory(env={"PYDOCKERD_DISABLE_PLUGINS": "vfs"})
     result = pydocker(proc, "plugin", "ls", "--no-trunc")
     row = next(line for line in result.stdout.splitlines() if line.split()[1] == "vfs")
