@@ -12,10 +12,11 @@ registered with pluggy (an import error, a hook with a wrong signature or an unk
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import importlib.metadata
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from inspect import isawaitable
 from pathlib import Path
@@ -111,31 +112,32 @@ class PluginManager:
         for ep in sorted(importlib.metadata.entry_points(group=PROJECT_NAME), key=lambda e: e.name):
             package = ep.dist.name if ep.dist else ""
             version = ep.dist.version if ep.dist else ""
-            record = PluginRecord(ep.name, ep.value, package, version)
-            self.plugins[ep.name] = record
-            if ep.name in self.disabled:
-                self._fail(record, "disabled", "disabled by configuration (disable_plugins)")
-                continue
-            try:
-                module = ep.load()
-            except Exception as e:
-                self._fail(record, "error", f"cannot import {ep.value}: {type(e).__name__}: {e}")
-                continue
-            self._register(record, module)
+            self._load(PluginRecord(ep.name, ep.value, package, version), ep.load)
 
     def load_module(
         self, name: str, module: ModuleType | str, package: str = "", version: str = ""
     ) -> PluginRecord:
         """Load a plugin given directly (built-ins, tests) rather than by entry point."""
         if isinstance(module, str):
-            module = importlib.import_module(module)
-        record = PluginRecord(name, module.__name__, package, version)
-        self.plugins[name] = record
-        if name in self.disabled:
-            self._fail(record, "disabled", "disabled by configuration (disable_plugins)")
+            record = PluginRecord(name, module, package, version)
+            self._load(record, functools.partial(importlib.import_module, module))
         else:
-            self._register(record, module)
+            record = PluginRecord(name, module.__name__, package, version)
+            self._load(record, lambda: module)
         return record
+
+    def _load(self, record: PluginRecord, importer: Callable[[], object]) -> None:
+        """Import (unless disabled) and register one plugin, recording what became of it."""
+        self.plugins[record.name] = record
+        if record.name in self.disabled:
+            self._fail(record, "disabled", "disabled by configuration (disable_plugins)")
+            return
+        try:
+            module = importer()
+        except Exception as e:
+            self._fail(record, "error", f"cannot import {record.module}: {type(e).__name__}: {e}")
+            return
+        self._register(record, module)
 
     def _register(self, record: PluginRecord, module: object) -> None:
         try:
