@@ -22,8 +22,7 @@ def _hookspecs() -> dict[str, str]:
     for name, function in inspect.getmembers(hookspecs, inspect.isfunction):
         if name.startswith("pydockerd_"):
             signature = inspect.signature(function)
-            params = ", ".join(f"{p.name}: {p.annotation}"
-                               for p in signature.parameters.values())
+            params = ", ".join(f"{p.name}: {p.annotation}" for p in signature.parameters.values())
             specs[name] = f"def {name}({params}) -> {signature.return_annotation}"
     return specs
 
@@ -56,8 +55,9 @@ def test_every_hook_has_a_test() -> None:
         match
         for folder in TEST_DIRS
         for path in folder.rglob("test_*.py")
-        for match in re.findall(r"^(?:async )?def (test_hook_\w+)\(", path.read_text(),
-                                re.MULTILINE)
+        for match in re.findall(
+            r"^(?:async )?def (test_hook_\w+)\(", path.read_text(), re.MULTILINE
+        )
     }
     missing = [name for name in _hookspecs() if f"test_hook_{name}" not in defined]
     assert missing == []
@@ -69,7 +69,9 @@ def test_every_route_is_in_the_api_support_table() -> None:
         (method, path): status
         for method, path, status in re.findall(
             r"^\| `(GET|HEAD|POST|PUT|DELETE)` \| `([^`]+)` \| (supported|partial|not yet) \|",
-            table, re.MULTILINE)
+            table,
+            re.MULTILINE,
+        )
     }
     for module in (system, plugins):
         for method, path, _handler in module.ROUTES:
