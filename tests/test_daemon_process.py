@@ -32,6 +32,18 @@ def run_pydockerd(
     )
 
 
+def isolated(tmp_path: Path) -> list[str]:
+    """Flags that keep a daemon's socket, data-root and exec-root under ``tmp_path``."""
+    return [
+        "--data-root",
+        str(tmp_path / "d"),
+        "--exec-root",
+        str(tmp_path / "e"),
+        "-H",
+        f"unix://{tmp_path}/s.sock",
+    ]
+
+
 def server_api_version(docker_host: str) -> str:
     """``docker version``'s server API version at ``docker_host``, asserting success."""
     result = docker(
@@ -71,16 +83,7 @@ def test_validate_prints_every_driver(tmp_path: Path) -> None:
 def test_unknown_key_stops_the_daemon_naming_it(tmp_path: Path) -> None:
     config = tmp_path / "daemon.toml"
     config.write_text('stroage_driver = "vfs"\n')
-    result = run_pydockerd(
-        "--config-file",
-        str(config),
-        "--data-root",
-        str(tmp_path / "d"),
-        "--exec-root",
-        str(tmp_path / "e"),
-        "-H",
-        f"unix://{tmp_path}/s.sock",
-    )
+    result = run_pydockerd(*isolated(tmp_path), "--config-file", str(config))
     assert result.returncode == 1
     assert "unknown key 'stroage_driver'; did you mean 'storage_driver'?" in result.stderr
     assert str(config) in result.stderr
@@ -88,14 +91,9 @@ def test_unknown_key_stops_the_daemon_naming_it(tmp_path: Path) -> None:
 
 def test_uninstalled_storage_driver_lists_the_installed_ones(tmp_path: Path) -> None:
     result = run_pydockerd(
+        *isolated(tmp_path),
         "--storage-driver",
         "zfs",
-        "--data-root",
-        str(tmp_path / "d"),
-        "--exec-root",
-        str(tmp_path / "e"),
-        "-H",
-        f"unix://{tmp_path}/s.sock",
         "--config-file",
         os.devnull,
     )

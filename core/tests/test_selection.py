@@ -5,34 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from loguru import logger
 from pydockerd.errors import ConfigError
 from pydockerd.manager import ComponentStatus, PluginRecord
-from pydockerd.plugin import DriverConfig, DriverContext, StorageDriver
+from pydockerd.plugin import StorageDriver
 from pydockerd.selection import select_storage_driver
+from pydockerd.testing.drivers import driver_context
 
 
 def row(
     tmp_path: Path, name: str, priority: int, status: str = "ok", state: bool = False
 ) -> ComponentStatus:
     driver = type(name.title(), (StorageDriver,), {"name": name, "priority": priority})
-    state_dir = tmp_path / "storage" / name
+    context = driver_context(tmp_path / name)
     if state:
-        state_dir.mkdir(parents=True)
-        (state_dir / "layer").mkdir()
-    context = DriverContext(
-        state_dir=state_dir,
-        run_dir=tmp_path,
-        scratch_dir=tmp_path,
-        config=DriverConfig(),
-        logger=logger,
-    )
+        (context.state_dir / "layer").mkdir(parents=True)
     return ComponentStatus(
         kind="storage",
         name=name,
         plugin=PluginRecord(name, "", "", ""),
-        status=status,
-        reason="" if status == "ok" else "why not",  # type: ignore[arg-type]
+        status=status,  # type: ignore[arg-type]
+        reason="" if status == "ok" else "why not",
         driver=driver,
         context=context,
     )

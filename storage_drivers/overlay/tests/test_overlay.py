@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 from pathlib import Path
 
 import pytest
-from loguru import logger
-from pydockerd.plugin import (
-    DriverConfig,
-    DriverContext,
-    DriverNotSupported,
-    DriverRegistry,
-    StorageDriver,
-)
+from pydockerd.plugin import DriverNotSupported, StorageDriver
+from pydockerd.testing.drivers import driver_context, register_from_entry_point
 from pydockerd_storage_overlay.driver import OverlayDriver, overlay_in_kernel
-
-
-def context(scratch: Path) -> DriverContext:
-    return DriverContext(
-        state_dir=scratch / "state",
-        run_dir=scratch / "run",
-        scratch_dir=scratch / "scratch",
-        config=DriverConfig(),
-        logger=logger,
-    )
 
 
 def mounts() -> str:
@@ -33,17 +16,14 @@ def mounts() -> str:
 
 
 def test_entry_point_registers_the_driver() -> None:
-    (ep,) = [e for e in importlib.metadata.entry_points(group="pydockerd") if e.name == "overlay"]
-    registry: DriverRegistry[StorageDriver] = DriverRegistry(StorageDriver)
-    ep.load().pydockerd_register_storage_drivers(registry=registry)
-    assert registry.get("overlay") is OverlayDriver
+    assert register_from_entry_point("overlay", StorageDriver).get("overlay") is OverlayDriver
 
 
 @pytest.mark.privileged
 async def test_probe_mounts_for_real_and_leaves_nothing(tmp_path: Path) -> None:
     assert os.geteuid() == 0, "the suite runs as root"
     before = mounts()
-    await OverlayDriver.probe(context(tmp_path))
+    await OverlayDriver.probe(driver_context(tmp_path))
     assert mounts() == before
     assert list((tmp_path / "scratch").iterdir()) == []
 
@@ -56,7 +36,7 @@ async def test_probe_skips_without_overlay_in_the_kernel(
     assert overlay_in_kernel(fake) is False
     monkeypatch.setattr("pydockerd_storage_overlay.driver.overlay_in_kernel", lambda: False)
     with pytest.raises(DriverNotSupported, match="the kernel has no overlayfs"):
-        await OverlayDriver.probe(context(tmp_path))
+        await OverlayDriver.probe(driver_context(tmp_path))
 
 
 def test_kernel_list_is_read() -> None:
