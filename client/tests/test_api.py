@@ -4,7 +4,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from pydocker.api import DEFAULT_HOST, APIClient, CannotConnect, negotiate, resolve_host
+from pydocker.api import DEFAULT_HOST, APIClient, negotiate, resolve_host
+from pydocker.errors import CannotConnect, InvalidHost
 
 
 def test_host_flag_wins_over_both_variables() -> None:
@@ -38,14 +39,14 @@ def test_negotiation_caps_at_our_version(server: str | None, spoken: str) -> Non
 
 
 def test_unsupported_scheme_is_refused() -> None:
-    with pytest.raises(ValueError, match="unsupported host"):
+    with pytest.raises(InvalidHost, match="invalid bind address format"):
         APIClient("ssh://somewhere")
 
 
 def test_missing_socket_cannot_connect(tmp_path: Path) -> None:
     client = APIClient(f"unix://{tmp_path}/none.sock")
     with pytest.raises(CannotConnect, match="Cannot connect to the pydockerd daemon at unix://"):
-        client.get_json("/version")
+        client.get("/version")
 
 
 def test_socket_nobody_accepts_cannot_connect(tmp_path: Path) -> None:
@@ -54,4 +55,4 @@ def test_socket_nobody_accepts_cannot_connect(tmp_path: Path) -> None:
         sock.bind(str(path))  # bound, never listening: connect() is refused
         client = APIClient(f"unix://{path}")
         with pytest.raises(CannotConnect):
-            client.get_json("/info")
+            client.get("/info")

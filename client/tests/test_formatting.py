@@ -1,16 +1,20 @@
 from __future__ import annotations
 
 import pytest
-from pydocker.cli import FlagError
-from pydocker.commands.system import parse_filter_flags, parse_time
-from pydocker.formatting import event_line, human_size, render_template, table
+from pydocker.errors import InvalidArgument
+from pydocker.formatting import Template, event_line, human_size, table
+from pydocker.options import FlagError, parse_filters, parse_time
+
+
+def render_template(text: str, value: object) -> str:
+    return Template.parse(text).render(value)
 
 
 def test_template_fields_and_json() -> None:
     value = {"Server": {"ApiVersion": "1.47", "Ok": True}, "List": [1]}
     assert render_template("{{.Server.ApiVersion}}", value) == "1.47"
     assert render_template("{{ .Server.Ok }}\\t{{json .List}}", value) == "true\t[1]"
-    assert render_template("{{json .}}", {"a": 1}) == '{"a": 1}'
+    assert render_template("{{json .}}", {"a": 1}) == '{"a":1}'  # compact, as Go writes it
     assert render_template("{{.Missing.Field}}", value) == "<no value>"
 
 
@@ -37,12 +41,12 @@ def test_event_line_as_docker_prints_it() -> None:
 
 
 def test_filter_flags_become_the_map_form() -> None:
-    assert parse_filter_flags(("type=daemon", "type=container", "label=a=b")) == {
+    assert parse_filters(("type=daemon", "type=container", "label=a=b")) == {
         "type": {"daemon": True, "container": True},
         "label": {"a=b": True},
     }
     with pytest.raises(FlagError, match='invalid argument "bad" for "-f, --filter" flag'):
-        parse_filter_flags(("bad",))
+        parse_filters(("bad",))
 
 
 def test_times_unix_rfc3339_and_durations() -> None:
@@ -50,5 +54,5 @@ def test_times_unix_rfc3339_and_durations() -> None:
     assert parse_time("10m", now=1000.0) == "400.000000000"
     assert parse_time("1h30m", now=10000.0) == "4600.000000000"
     assert parse_time("2023-11-14T22:13:20Z") == "1700000000.000000000"
-    with pytest.raises(FlagError):
+    with pytest.raises(InvalidArgument, match="failed to parse value as time or duration"):
         parse_time("yesterday")

@@ -1,91 +1,146 @@
-"""The ``pydocker`` command: global options, error reporting, and the subcommands."""
+"""The ``pydocker`` command: global options, and docker's exit statuses in one place.
+
+Exit statuses, as the docker CLI's:
+
+- 0 success; 1 an error from the daemon or the connection (``Error response from daemon:
+  ...``, ``Cannot connect to the pydockerd daemon at ...``) or an unusable flag value;
+- 125 a usage error: unknown flag, missing value, malformed ``--filter``
+  (docker's ``FlagErrorFunc`` returns 125 for every command);
+- 64 a ``--format`` template that does not parse (``version``, ``info``, ``events``);
+- 130 interrupted by Ctrl-C (docker 28 exits 130 when ``events`` is interrupted).
+"""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import click
 
 from pydocker import __version__
-from pydocker.api import APIClient, CannotConnect, DaemonError, resolve_host
+from pydocker.api import parse_host, resolve_host
+from pydocker.commands import plugin, system
+from pydocker.errors import PydockerError
+from pydocker.options import State
 
-__all__ = ["FlagError", "main", "pass_client"]
+__all__ = ["main"]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class FlagError(click.ClickException):
-    """A flag's value is malformed: docker's message shape and exit status 125."""
-
-    exit_code = 125
-
-    def __init__(self, value: str, flag: str, reason: str) -> None:
-        super().__init__(f'invalid argument "{value}" for "{flag}" flag: {reason}')
-
-    def show(self, file: Any = None) -> None:
-        click.echo(self.format_message(), err=True)
-
-
-class Context:
-    """What every subcommand gets: the host, and a client made on first use."""
-
-    def __init__(self, host: str) -> None:
-        self.host = host
-        self._client: APIClient | None = None
-
-    @property
-    def client(self) -> APIClient:
-        if self._client is None:
-            self._client = APIClient(self.host)
-        return self._client
+USAGE_ERROR_STATUS = 125
+INTERRUPTED_STATUS = 130
+LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "fatal": logging.CRITICAL,
+}
 
 
-def pass_client(func: F) -> F:
-    """Give a command the :class:`APIClient`, and turn daemon errors into docker's messages
-    and exit status 1."""
-
-    @click.pass_obj
-    @wraps(func)
-    def wrapper(ctx: Context, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(ctx.client, *args, **kwargs)
-        except (CannotConnect, DaemonError) as e:
-            click.echo(str(e), err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
+def _show_usage_error(error: click.UsageError) -> None:
+    """docker's shape: the problem, the usage line, and where to find help."""
+    lines = [error.format_message()]
+    if error.ctx is not None:
+        usage = error.ctx.get_usage().replace("Usage: ", "Usage:  ", 1)
+        lines += ["", usage, "", f"Run '{error.ctx.command_path} --help' for more information"]
+    click.echo("\n".join(lines), err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@contextmanager
+def _exit_statuses() -> Iterator[None]:
+    """Turn expected failures into a message on stderr and docker's exit status."""
+    try:
+        yield
+    except click.UsageError as e:
+        _show_usage_error(e)
+        raise click.exceptions.Exit(USAGE_ERROR_STATUS) from None
+    except PydockerError as e:
+        click.echo(str(e), err=True)
+        raise click.exceptions.Exit(e.exit_status) from None
+    except KeyboardInterrupt:
+        raise click.exceptions.Exit(INTERRUPTED_STATUS) from None
+
+
+class _RootGroup(click.Group):
+    """The root command; every subcommand's parsing and running happen inside its
+    :meth:`invoke`, so the statuses are decided here for all of them."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        # Like the Go CLI, take Ctrl-C even when started with SIGINT ignored (a background
+        # job of a non-interactive shell), so `events` always stops with status 130.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        return super().main(*args, **kwargs)
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        with _exit_statuses():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _exit_statuses():
+            return super().invoke(ctx)
+
+
+class _StderrHandler(logging.Handler):
+    """Log records to whatever stderr is at the time (click's test runner swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(self.format(record), err=True)
+
+
+def _configure_logging(level: str) -> None:
+    logger = logging.getLogger("pydocker")
+    logger.setLevel(LOG_LEVELS[level])
+    logger.propagate = False
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+
+
+@click.group(
+    cls=_RootGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "-H",
     "--host",
     metavar="URL",
-    help="Daemon socket: unix:///path or tcp://host:port "
-    "[env: PYDOCKER_HOST, DOCKER_HOST; default unix:///run/pydockerd.sock]",
+    help="Daemon socket to connect to: unix:///path or tcp://host:port "
+    "[env: PYDOCKER_HOST, then DOCKER_HOST; default unix:///run/pydockerd.sock]",
 )
 @click.option(
     "-l",
     "--log-level",
-    type=click.Choice(["debug", "info", "warn", "error", "fatal"]),
+    type=click.Choice(list(LOG_LEVELS)),
     default="info",
-    help="Logging level.",
+    show_default=True,
+    help="Set the logging level (debug shows every request).",
 )
 @click.version_option(__version__, "-v", "--version", message="pydocker version %(version)s")
 @click.pass_context
 def main(ctx: click.Context, host: str | None, log_level: str) -> None:
-    """pydocker: the client of the pydockerd container engine."""
-    ctx.obj = Context(resolve_host(host))
+    """A client for the pydockerd container engine, with docker's commands."""
+    if ctx.invoked_subcommand is None:  # docker prints its help and exits 0
+        click.echo(ctx.get_help())
+        ctx.exit(0)
+    _configure_logging(log_level)
+    address = resolve_host(host)
+    parse_host(address)  # an unusable address fails before any command runs
+    state = State(address, log_level)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
 
 
-def _register() -> None:
-    from pydocker.commands import plugin, system
-
-    for command in (*system.COMMANDS, plugin.plugin):
-        main.add_command(command)
-
-
-_register()
+for _command in (*system.COMMANDS, *plugin.COMMANDS):
+    main.add_command(_command)

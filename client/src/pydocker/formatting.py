@@ -1,16 +1,59 @@
-"""Output as the docker CLI prints it: tables, sizes, Go-template-like ``--format``."""
+"""Output as the docker CLI prints it: aligned columns, sizes, event lines, ``--format``.
+
+``--format`` takes a small subset of Go templates, enough for what people script against
+docker: ``{{.Field}}``, ``{{.A.B}}``, ``{{.}}``, ``{{json .}}`` / ``{{json .A}}``, the trim
+markers ``{{-`` and ``-}}``, the ``table`` prefix (a header row and aligned columns), and the
+shorthand ``json`` for ``{{json .}}``. Anything else in ``{{ }}`` is refused with a
+:class:`~pydocker.errors.TemplateError` rather than printed back wrongly.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-__all__ = ["event_line", "human_size", "render_template", "table"]
+from pydocker.errors import TemplateError
 
-_FIELD = re.compile(r"\{\{\s*(json\s+)?\.([A-Za-z0-9_.]*)\s*\}\}")
+__all__ = [
+    "Template",
+    "column_widths",
+    "columns",
+    "ellipsis",
+    "event_line",
+    "go_value",
+    "human_size",
+    "rfc3339_nano",
+    "table",
+]
+
+_ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.DOTALL)
+_PATH = r"\.(?:[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)?"
+_FIELD = re.compile(rf"(?:(json)\s+)?({_PATH})")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def go_value(value: Any) -> str:
+    """``value`` as Go's ``fmt`` prints it with ``%v``: ``true``, ``[a b]``, ``map[k:v]``."""
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e21 else repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + " ".join(go_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{go_value(value[k])}" for k in sorted(value)) + "]"
+    return str(value)
+
+
+def _to_json(value: Any) -> str:
+    """docker's ``json`` template function: compact, no HTML escaping, UTF-8 kept."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _lookup(value: Any, path: str) -> Any:
@@ -19,44 +62,134 @@ def _lookup(value: Any, path: str) -> Any:
     return value
 
 
-def _render_value(value: Any, as_json: bool) -> str:
-    if as_json:
-        return json.dumps(value)
-    if value is None:
-        return "<no value>"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return str(value)
+def _header(path: str) -> str:
+    """A column title from a field path, as docker titles them: ``.PluginReference`` →
+    ``PLUGIN REFERENCE``."""
+    last = path.rsplit(".", 1)[-1]
+    return _CAMEL.sub(" ", last).upper()
 
 
-def render_template(template: str, value: Any) -> str:
-    """A small subset of Go templates: ``{{.A.B}}``, ``{{json .}}``, ``{{json .A}}``.
+@dataclass(frozen=True)
+class _Field:
+    path: str
+    as_json: bool
 
-    ``\\t`` and ``\\n`` escapes in the template are honoured, as the docker CLI does.
-    """
-    template = template.replace("\\t", "\t").replace("\\n", "\n")
-    return _FIELD.sub(
-        lambda m: _render_value(_lookup(value, m.group(2)), bool(m.group(1))), template
-    )
+    def render(self, value: Any) -> str:
+        found = _lookup(value, self.path)
+        if self.as_json:
+            return _to_json(found)
+        return "<no value>" if found is None else go_value(found)
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], padding: int = 3) -> str:
-    """Left-aligned columns separated by at least ``padding`` spaces (Go's tabwriter)."""
-    widths = [len(h) for h in headers]
+@dataclass(frozen=True)
+class Template:
+    """A parsed ``--format`` value. Render it with :meth:`render`, or for a ``table``
+    template print :meth:`header` first and align the rows with :func:`table`."""
+
+    parts: tuple[str | _Field, ...]
+    is_table: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Template:
+        """Parse a template; ``\\t`` and ``\\n`` escapes become tabs and newlines.
+
+        :raises TemplateError: an unclosed ``{{`` or an action outside the subset.
+        """
+        if text == "json":
+            text = "{{json .}}"
+        is_table = text.startswith("table")
+        if is_table:
+            text = text[len("table") :].strip(" ")
+        text = text.replace("\\t", "\t").replace("\\n", "\n")
+        parts: list[str | _Field] = []
+        position, trim_next = 0, False
+        for match in _ACTION.finditer(text):
+            literal = text[position : match.start()]
+            if trim_next:
+                literal = literal.lstrip()
+            if match.group(1):
+                literal = literal.rstrip()
+            action = match.group(2).strip()
+            field = _FIELD.fullmatch(action)
+            if field is None:
+                raise TemplateError(
+                    f"template: unsupported action {{{{{action}}}}}: this client supports "
+                    "{{.Field}}, {{.A.B}}, {{.}} and {{json .Field}}"
+                )
+            parts += [literal, _Field(field.group(2), bool(field.group(1)))]
+            position, trim_next = match.end(), bool(match.group(3))
+        rest = text[position:]
+        if "{{" in rest:
+            raise TemplateError("template: unclosed action")
+        parts.append(rest.lstrip() if trim_next else rest)
+        return cls(tuple(p for p in parts if p != ""), is_table)
+
+    @property
+    def is_default_table(self) -> bool:
+        """Just ``table``: the command's own table."""
+        return self.is_table and not self.parts
+
+    def render(self, value: Any) -> str:
+        return self._join(lambda field: field.render(value))
+
+    def header(self) -> str:
+        """The header row of a ``table`` template: each field's name, in capitals."""
+        return self._join(lambda field: _header(field.path))
+
+    def _join(self, field_text: Callable[[_Field], str]) -> str:
+        return "".join(p if isinstance(p, str) else field_text(p) for p in self.parts)
+
+    def render_all(self, items: Sequence[Any]) -> list[str]:
+        """The lines for ``items``: one per item, aligned under a header for ``table``."""
+        if not self.is_table:
+            return [self.render(item) for item in items]
+        rows = [self.header().split("\t"), *(self.render(i).split("\t") for i in items)]
+        return columns(rows)
+
+
+def column_widths(rows: Sequence[Sequence[str]], minwidth: int = 10, padding: int = 3) -> list[int]:
+    """The width of each padded column (every cell but the last of a row), as Go's
+    ``tabwriter`` computes it with docker's settings: the widest cell plus ``padding``, and
+    at least ``minwidth``."""
+    widths: list[int] = []
     for row in rows:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+        for index, cell in enumerate(row[:-1]):
+            width = max(len(cell) + padding, minwidth)
+            if index == len(widths):
+                widths.append(width)
+            else:
+                widths[index] = max(widths[index], width)
+    return widths
+
+
+def columns(rows: Sequence[Sequence[str]], minwidth: int = 10, padding: int = 3) -> list[str]:
+    """Rows of cells as aligned lines (see :func:`column_widths`); the last cell of a row
+    is not padded, and trailing blanks are dropped."""
+    widths = column_widths(rows, minwidth, padding)
     lines = []
-    for row in [list(headers), *rows]:
-        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)]
-        lines.append((" " * padding).join([*cells, row[-1]]).rstrip())
-    return "\n".join(lines)
+    for row in rows:
+        padded = "".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=False))
+        lines.append((padded + row[-1]).rstrip() if row else "")
+    return lines
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A docker table: a header row and left-aligned columns, 3 blanks apart at least."""
+    return "\n".join(columns([headers, *rows]))
+
+
+def ellipsis(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, the last one an ellipsis (docker's ``Ellipsis``)."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return text[:width]
+    return text[: width - 1] + "…"
 
 
 def human_size(size: float) -> str:
-    """Bytes in binary units as docker prints memory (``23.54GiB``)."""
-    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+    """Bytes in binary units as docker prints memory: ``23.54GiB`` (``%.4g``)."""
+    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
     unit = 0
     while size >= 1024 and unit < len(units) - 1:
         size /= 1024
@@ -64,14 +197,30 @@ def human_size(size: float) -> str:
     return f"{size:.4g}{units[unit]}"
 
 
-def event_line(event: dict[str, Any]) -> str:
-    """``<RFC3339Nano time> <type> <action> <actor id> (k=v, ...)`` as ``docker events``."""
-    nanos = int(event.get("timeNano") or int(event.get("time", 0)) * 1_000_000_000)
-    moment = datetime.fromtimestamp(nanos // 1_000_000_000, UTC)
-    stamp = moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos % 1_000_000_000:09d}Z"
+def rfc3339_nano(nanos: int, tz: tzinfo | None = None) -> str:
+    """Nanoseconds since the epoch as docker prints event times: RFC 3339 with nine
+    fractional digits, in ``tz`` (local time by default), ``Z`` for a zero offset."""
+    seconds, fraction = divmod(nanos, 1_000_000_000)
+    moment = datetime.fromtimestamp(seconds, tz) if tz else datetime.fromtimestamp(seconds)
+    moment = moment.astimezone(tz)
+    offset = moment.utcoffset() or timedelta(0)
+    if offset == timedelta(0):
+        zone = "Z"
+    else:
+        minutes = int(abs(offset).total_seconds()) // 60
+        zone = f"{'-' if offset < timedelta(0) else '+'}{minutes // 60:02d}:{minutes % 60:02d}"
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{fraction:09d}{zone}"
+
+
+def event_line(event: dict[str, Any], tz: tzinfo | None = None) -> str:
+    """One event as ``docker events`` prints it:
+    ``<time> <Type> <Action> <Actor.ID> (key=value, ...)``, attributes sorted by key; the
+    time from ``timeNano`` (else ``time``) in local time, or ``tz``."""
+    nanos = event.get("timeNano") or int(event.get("time") or 0) * 1_000_000_000
+    stamp = f"{rfc3339_nano(int(nanos), tz)} " if nanos else ""
     actor = event.get("Actor") or {}
     attributes = actor.get("Attributes") or {}
-    line = f"{stamp} {event.get('Type', '')} {event.get('Action', '')} {actor.get('ID', '')}"
+    line = f"{stamp}{event.get('Type', '')} {event.get('Action', '')} {actor.get('ID', '')}"
     if attributes:
         line += " (" + ", ".join(f"{k}={attributes[k]}" for k in sorted(attributes)) + ")"
     return line

@@ -84,6 +84,8 @@ class ComponentStatus:
     capabilities: frozenset[str] = field(default_factory=frozenset)
     driver: type[Driver] | None = None
     context: DriverContext | None = None
+    state_dir: Path | None = None
+    """The driver's state directory, known even when its config is invalid (prior state)."""
 
     @property
     def qualified_name(self) -> str:
@@ -145,12 +147,11 @@ class PluginManager:
         except (pluggy.PluginValidationError, ValueError) as e:
             self._fail(record, "error", f"invalid plugin: {e}")
             return
+        # pluggy knows a hook by the attribute's name, not by the function's __name__
         unknown = [
-            impl.function.__name__
+            hook.name
             for hook in self.pm.get_hookcallers(module) or []
-            if not hook.has_spec()
-            for impl in hook.get_hookimpls()
-            if impl.plugin is module and impl.function.__name__.startswith("pydockerd_")
+            if not hook.has_spec() and hook.name.startswith("pydockerd_")
         ]
         if unknown:
             self.pm.unregister(module)
@@ -170,7 +171,8 @@ class PluginManager:
     async def _call_one(self, impl: pluggy.HookImpl, hook_name: str, kwargs: dict[str, Any]) -> Any:
         started = time.perf_counter()
         try:
-            result = impl.function(**kwargs)
+            # as pluggy does: an implementation may take a subset of the spec's arguments
+            result = impl.function(*[kwargs[name] for name in impl.argnames])
             if isawaitable(result):
                 result = await asyncio.wait_for(result, HOOK_TIMEOUT)
             return result
@@ -313,6 +315,7 @@ class PluginManager:
     ) -> None:
         driver = row.driver
         assert driver is not None
+        row.state_dir = data_root / row.kind / row.name
         try:
             config = driver.Config.model_validate(options)
         except ValidationError as e:
@@ -322,7 +325,7 @@ class PluginManager:
             )
             return
         row.context = DriverContext(
-            state_dir=data_root / row.kind / row.name,
+            state_dir=row.state_dir,
             run_dir=exec_root / row.kind / row.name,
             scratch_dir=scratch,
             config=config,

@@ -337,7 +337,8 @@ class AuthzRequest:
 
     :ivar method: the HTTP method.
     :ivar path: the path without the ``/v1.NN`` prefix (``/containers/create``).
-    :ivar query: the query string's parameters (last value of each).
+    :ivar query: the query string's parameters (the first value of each: the one the API
+        handlers read, so a check cannot be bypassed by repeating a parameter).
     :ivar headers: the request headers.
     :ivar peer: the caller's credentials on a unix socket, else ``None``.
     """

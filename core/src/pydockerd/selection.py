@@ -30,7 +30,7 @@ class Selection:
 
 
 def _has_state(row: ComponentStatus) -> bool:
-    state = row.context.state_dir if row.context else None
+    state = row.state_dir  # set even when the driver's config is invalid (no context)
     return state is not None and state.is_dir() and any(state.iterdir())
 
 

@@ -55,10 +55,14 @@ def parse_host(value: str) -> Host:
             raise ConfigError(f"invalid host {value!r}: the unix socket path must be absolute")
         return Host("unix", path)
     if parts.scheme == "tcp":
-        if parts.port is None:
+        try:
+            port = parts.port
+        except ValueError as e:  # not a number, or out of range
+            raise ConfigError(f"invalid host {value!r}: {e}") from None
+        if port is None:
             raise ConfigError(f"invalid host {value!r}: tcp:// needs a port (tcp://HOST:PORT)")
         host = parts.hostname or "127.0.0.1"
-        return Host("tcp", f"{host}:{parts.port}", host=host, port=parts.port)
+        return Host("tcp", f"{host}:{port}", host=host, port=port)
     if parts.scheme == "fd":
         return Host("fd", parts.netloc)
     raise ConfigError(f"invalid host {value!r}: use unix://PATH, tcp://HOST:PORT or fd://")

@@ -140,6 +140,22 @@ class DaemonSettings(BaseSettings):
         return (init_settings, env_settings)
 
 
+class _FileOnlySettings(DaemonSettings):
+    """:class:`DaemonSettings` from its init data alone: a ``BaseSettings`` validated with
+    ``model_validate`` still reads the environment, whose errors would then name the file."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
 def _read_toml(path: Path, required: bool) -> dict[str, Any]:
     try:
         with path.open("rb") as f:
@@ -194,7 +210,7 @@ def load_settings(
     flags = {key: value for key, value in (overrides or {}).items() if value is not None}
     try:
         # Validate the file on its own first, so its errors name the file.
-        DaemonSettings.model_validate(file_data)
+        _FileOnlySettings.model_validate(file_data)
     except ValidationError as e:
         raise ConfigError(_describe(e, str(path))) from None
     try:

@@ -77,7 +77,8 @@ def backing_filesystem(path: Path) -> str:
 def cgroup_version() -> str:
     """``"2"`` on a unified hierarchy, ``"1"`` on v1 or hybrid (the v1 controllers limit
     containers there), ``""`` without cgroups."""
-    for mountpoint, kind in _mounts():
-        if mountpoint == "/sys/fs/cgroup":
-            return "2" if kind == "cgroup2" else "1"
-    return ""
+    # the last mount on /sys/fs/cgroup is the visible one (an earlier one may be hidden by it)
+    kinds = [kind for mountpoint, kind in _mounts() if mountpoint == "/sys/fs/cgroup"]
+    if not kinds:
+        return ""
+    return "2" if kinds[-1] == "cgroup2" else "1"

@@ -1,17 +1,82 @@
-"""The host driver registers through its entry point and runs anywhere."""
+"""The host driver: registration through its real entry point; its probe accepts any host."""
 
 from __future__ import annotations
 
+import asyncio
+import importlib.metadata
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-from pydockerd.plugin import NetworkDriver
+import pytest
+from pydockerd.plugin import DriverNotSupported, NetworkDriver
 from pydockerd.testing.drivers import driver_context, register_from_entry_point
 from pydockerd_network_host.driver import HostDriver
 
-
-def test_entry_point_registers_the_driver() -> None:
-    assert register_from_entry_point("host", NetworkDriver).get("host") is HostDriver
+NOBODY = 65534
 
 
-async def test_probe_accepts_any_host(tmp_path: Path) -> None:
-    await HostDriver.probe(driver_context(tmp_path))
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="pdh-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def files_in(directory: Path) -> list[Path]:
+    return list(directory.iterdir())
+
+
+def probe_as(uid: int, directory: Path) -> str:
+    """Run the probe in a forked child with ``uid``: ``ok``, ``skip: <reason>`` or
+    ``error: <exception>``."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            try:
+                asyncio.run(HostDriver.probe(driver_context(directory)))
+                result = "ok"
+            except DriverNotSupported as e:
+                result = f"skip: {e}"
+            except BaseException as e:
+                result = f"error: {type(e).__name__}: {e}"
+            os.write(write_end, result.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        result = pipe.read()
+    os.waitpid(pid, 0)
+    return result
+
+
+def test_the_entry_point_is_installed() -> None:
+    (ep,) = [e for e in importlib.metadata.entry_points(group="pydockerd") if e.name == "host"]
+    assert ep.value == "pydockerd_network_host.plugin"
+    assert ep.dist is not None
+    assert ep.dist.name == "pydockerd-network-host"
+
+
+def test_loading_the_entry_point_registers_the_driver() -> None:
+    registry = register_from_entry_point("host", NetworkDriver)
+    assert registry.names() == ["host"]
+    assert registry.get("host") is HostDriver
+    assert HostDriver.qualified_name() == "network.host"
+
+
+async def test_probe_accepts_this_host(short_tmp: Path) -> None:
+    await HostDriver.probe(driver_context(short_tmp))
+    assert files_in(short_tmp) == [], "the probe touches no file"
+
+
+@pytest.mark.privileged
+def test_probe_accepts_any_user(short_tmp: Path) -> None:
+    """Nothing to create, so no privilege needed (the fork and setuid need root)."""
+    assert probe_as(NOBODY, short_tmp) == "ok"

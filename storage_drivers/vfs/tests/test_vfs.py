@@ -1,7 +1,14 @@
-"""The vfs driver registers through its entry point and probes its scratch directory."""
+"""The vfs driver: registration through its real entry point, and its probe for real (a
+writable directory is enough; an unwritable one is a skip)."""
 
 from __future__ import annotations
 
+import asyncio
+import importlib.metadata
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,24 +16,95 @@ from pydockerd.plugin import DriverNotSupported, Mount, StorageDriver, mount, un
 from pydockerd.testing.drivers import driver_context, register_from_entry_point
 from pydockerd_storage_vfs.driver import VfsDriver
 
+NOBODY = 65534
+MNT_DETACH = 2
 
-def test_entry_point_registers_the_driver() -> None:
-    assert register_from_entry_point("vfs", StorageDriver).get("vfs") is VfsDriver
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="pdv-", dir="/tmp"))
+    path.chmod(0o755)  # other users may look inside (the probes run as nobody below)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
-async def test_probe_accepts_a_writable_directory(tmp_path: Path) -> None:
-    await VfsDriver.probe(driver_context(tmp_path))
-    assert (tmp_path / "scratch").is_dir()
+def mounts() -> str:
+    return Path("/proc/self/mounts").read_text()
+
+
+def probe_as(uid: int, directory: Path, scratch: Path) -> str:
+    """Run the probe in a forked child with ``uid``: ``ok``, ``skip: <reason>`` or
+    ``error: <exception>`` (root may write anywhere, so unwritable needs another user)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            try:
+                asyncio.run(VfsDriver.probe(driver_context(directory, scratch_dir=scratch)))
+                result = "ok"
+            except DriverNotSupported as e:
+                result = f"skip: {e}"
+            except BaseException as e:
+                result = f"error: {type(e).__name__}: {e}"
+            os.write(write_end, result.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        result = pipe.read()
+    os.waitpid(pid, 0)
+    return result
+
+
+def test_the_entry_point_is_installed() -> None:
+    (ep,) = [e for e in importlib.metadata.entry_points(group="pydockerd") if e.name == "vfs"]
+    assert ep.value == "pydockerd_storage_vfs.plugin"
+    assert ep.dist is not None
+    assert ep.dist.name == "pydockerd-storage-vfs"
+
+
+def test_loading_the_entry_point_registers_the_driver() -> None:
+    registry = register_from_entry_point("vfs", StorageDriver)
+    assert registry.names() == ["vfs"]
+    assert registry.get("vfs") is VfsDriver
+    assert VfsDriver.qualified_name() == "storage.vfs"
+    assert VfsDriver.priority == 90
+
+
+async def test_probe_accepts_a_writable_directory(short_tmp: Path) -> None:
+    context = driver_context(short_tmp)
+    await VfsDriver.probe(context)
+    assert context.scratch_dir.is_dir()
+    assert list(context.scratch_dir.iterdir()) == []
+    assert not context.state_dir.exists(), "a probe never creates the state directory"
 
 
 @pytest.mark.privileged
-async def test_probe_skips_a_read_only_filesystem(tmp_path: Path) -> None:
-    """A read-only mount (root may write anywhere else)."""
-    scratch = tmp_path / "ro"
+def test_probe_skips_a_directory_the_daemon_cannot_write(short_tmp: Path) -> None:
+    scratch = short_tmp / "scratch"
+    scratch.mkdir(mode=0o755)  # root's: nobody cannot write it
+    assert probe_as(NOBODY, short_tmp, scratch) == f"skip: {scratch} is not writable"
+    scratch.chmod(0o777)
+    assert probe_as(NOBODY, short_tmp, scratch) == "ok", "the same user, a writable directory"
+
+
+@pytest.mark.privileged
+async def test_probe_skips_a_read_only_filesystem(short_tmp: Path) -> None:
+    """Read-only is the one thing root cannot write through."""
+    scratch = short_tmp / "ro"
     scratch.mkdir()
     mount(Mount("tmpfs", "tmpfs", ("ro", "size=1m")), scratch)
     try:
-        with pytest.raises(DriverNotSupported, match=f"{scratch} is not writable"):
-            await VfsDriver.probe(driver_context(tmp_path, scratch_dir=scratch))
+        with pytest.raises(DriverNotSupported) as caught:
+            await VfsDriver.probe(driver_context(short_tmp, scratch_dir=scratch))
+        assert str(caught.value) == f"{scratch} is not writable"
     finally:
-        unmount(scratch)
+        try:
+            unmount(scratch)
+        except Exception:
+            unmount(scratch, MNT_DETACH)
+    assert str(short_tmp) not in mounts()

@@ -1,1 +1,1 @@
-"""``pydocker`` subcommands, one module per area."""
+"""``pydocker`` subcommands, one module per area; each exports ``COMMANDS``."""

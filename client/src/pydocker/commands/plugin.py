@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from pydocker.api import APIClient
-from pydocker.cli import pass_client
-from pydocker.commands.system import parse_filter_flags
-from pydocker.formatting import render_template, table
+from pydocker.formatting import Template, ellipsis, table
+from pydocker.options import filter_option, filters_param, format_option, pass_client
 
-__all__ = ["plugin"]
+__all__ = ["COMMANDS"]
 
 _REASON_WIDTH = 50
 
@@ -25,34 +23,31 @@ def plugin() -> None:
 @plugin.command("ls")
 @click.option("-q", "--quiet", is_flag=True, help="Only display plugin names.")
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
-@click.option(
-    "-f",
-    "--filter",
-    "filters",
-    multiple=True,
-    help="Filter (kind=storage, status=ok, enabled=true).",
-)
-@click.option("--format", "template", help="Format the output with a template.")
+@filter_option("Filter (kind=storage, status=ok, enabled=true).")
+@format_option()
 @pass_client
 def ls(
-    client: APIClient, quiet: bool, no_trunc: bool, filters: tuple[str, ...], template: str | None
+    client: APIClient,
+    quiet: bool,
+    no_trunc: bool,
+    filters: dict[str, dict[str, bool]],
+    template: Template | None,
 ) -> None:
     """List plugins and drivers: kind, name, plugin, version, status and reason."""
-    params = {"filters": json.dumps(parse_filter_flags(filters))} if filters else None
-    items: list[dict[str, Any]] = client.get_json("/plugins", params=params)
+    items: list[dict[str, Any]] = client.get("/plugins", params=filters_param(filters))
     if quiet:
         for item in items:
             click.echo(item.get("Name", ""))
         return
-    if template:
-        for item in items:
-            click.echo(render_template(template, item))
+    if template is not None and not template.is_default_table:
+        for line in template.render_all(items):
+            click.echo(line)
         return
     rows = []
     for item in items:
         reason = item.get("Reason") or ""
-        if not no_trunc and len(reason) > _REASON_WIDTH:
-            reason = reason[: _REASON_WIDTH - 1] + "…"
+        if not no_trunc:
+            reason = ellipsis(reason, _REASON_WIDTH)
         rows.append(
             [
                 item.get("Kind", ""),
@@ -67,3 +62,5 @@ def ls(
 
 
 plugin.add_command(ls, "list")
+
+COMMANDS = [plugin]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydockerd.errors import InvalidParameter
 
 __all__ = ["Filters", "parse_bool", "parse_filters", "parse_timestamp_ns"]
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FALSE = frozenset({"", "0", "no", "false", "none"})
 
 
@@ -65,11 +66,16 @@ def parse_timestamp_ns(raw: str | None, name: str) -> int | None:
     if raw is None or raw == "":
         return None
     seconds, _, fraction = raw.partition(".")
-    if seconds.lstrip("-").isdigit() and (not fraction or fraction.isdigit()):
+    if seconds.removeprefix("-").isdigit() and (not fraction or fraction.isdigit()):
         nanos = int(fraction[:9].ljust(9, "0")) if fraction else 0
         return int(seconds) * 1_000_000_000 + (-nanos if seconds.startswith("-") else nanos)
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidParameter(f"invalid value for {name}: {raw!r}") from None
-    return int(moment.timestamp() * 1_000_000_000)
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # no zone given: local time, as timestamp() reads it
+    since_epoch = moment - _EPOCH  # exact, unlike a float of seconds
+    return (since_epoch.days * 86_400 + since_epoch.seconds) * 1_000_000_000 + (
+        since_epoch.microseconds * 1_000
+    )

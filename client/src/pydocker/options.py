@@ -1,0 +1,202 @@
+"""What the commands share: the global state, and the options every listing command has
+(``--filter``, ``--format``) with the parsers of their values."""
+
+from __future__ import annotations
+
+import calendar
+import functools
+import json
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import click
+
+from pydocker.api import APIClient
+from pydocker.errors import InvalidArgument, TemplateError
+from pydocker.formatting import Template
+
+__all__ = [
+    "FlagError",
+    "State",
+    "filter_option",
+    "filters_param",
+    "format_option",
+    "parse_filters",
+    "parse_time",
+    "pass_client",
+    "pass_state",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# A Go duration (time.ParseDuration): "10m", "1h30m", "1.5h", "-2s", "300ms".
+_GO_DURATION = re.compile(r"[-+]?(?:\d*\.?\d+(?:ns|us|µs|μs|ms|s|m|h))+")
+_DURATION_PART = re.compile(r"(\d*\.?\d+)(ns|us|µs|μs|ms|s|m|h)")
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_UNIX_TIME = re.compile(r"\d+(?:\.\d{1,9})?")
+
+
+class State:
+    """What the global options decide (``ctx.obj``): the daemon's address, and a client
+    made on first use so that commands which fail early never connect."""
+
+    def __init__(self, host: str, log_level: str = "info") -> None:
+        self.host = host
+        self.log_level = log_level
+        self._client: APIClient | None = None
+
+    @property
+    def debug(self) -> bool:
+        return self.log_level == "debug"
+
+    @property
+    def client(self) -> APIClient:
+        if self._client is None:
+            self._client = APIClient(self.host)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+def _state() -> State:
+    state = click.get_current_context().find_object(State)
+    if state is None:
+        raise RuntimeError("pydocker commands run under the pydocker group")
+    return state
+
+
+def pass_state(func: Callable[Concatenate[State, P], R]) -> Callable[P, R]:
+    """Give a command the :class:`State` as its first argument."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        return func(_state(), *args, **kwargs)
+
+    return wrapper
+
+
+def pass_client(func: Callable[Concatenate[APIClient, P], R]) -> Callable[P, R]:
+    """Give a command the :class:`~pydocker.api.APIClient` as its first argument."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        return func(_state().client, *args, **kwargs)
+
+    return wrapper
+
+
+class FlagError(click.UsageError):
+    """A malformed flag value, in docker's words; the CLI exits 125 as docker does."""
+
+    def __init__(self, value: str, flag: str, reason: str) -> None:
+        super().__init__(f'invalid argument "{value}" for "{flag}" flag: {reason}')
+
+
+def parse_filters(
+    values: tuple[str, ...], flag: str = "-f, --filter"
+) -> dict[str, dict[str, bool]]:
+    """``key=value`` flags → the API's map form ``{"key": {"value": true}}``. Keys are
+    lower-cased and both sides trimmed, as docker's ``filters.ParseFlag`` does.
+
+    :raises FlagError: a value without ``=`` or with an empty key.
+    """
+    filters: dict[str, dict[str, bool]] = {}
+    for item in values:
+        key, separator, value = item.partition("=")
+        if not separator or not key.strip():
+            raise FlagError(item, flag, "bad format of filter (expected name=value)")
+        filters.setdefault(key.strip().lower(), {})[value.strip()] = True
+    return filters
+
+
+def filters_param(filters: dict[str, dict[str, bool]]) -> dict[str, str]:
+    """The ``filters=`` query parameter, or nothing when there is no filter."""
+    return {"filters": json.dumps(filters, separators=(",", ":"))} if filters else {}
+
+
+def filter_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``-f/--filter key=value``, repeatable; the command receives the map form."""
+
+    def callback(
+        ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+    ) -> dict[str, dict[str, bool]]:
+        return parse_filters(value, ", ".join(param.opts))
+
+    return click.option(
+        "-f",
+        "--filter",
+        "filters",
+        multiple=True,
+        metavar="FILTER",
+        callback=callback,
+        help=help_text,
+    )
+
+
+def format_option(
+    *, short: bool = False, error_prefix: str = "template parsing error", error_status: int = 64
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--format`` (and ``-f`` when ``short``), parsed into a
+    :class:`~pydocker.formatting.Template` before anything is sent. A template that does not
+    parse fails with ``<error_prefix>: ...`` and ``error_status``; docker's wording and
+    status differ per command, so each command passes its own."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> Template | None:
+        if not value:
+            return None
+        try:
+            return Template.parse(value)
+        except TemplateError as e:
+            raise TemplateError(f"{error_prefix}: {e}", error_status) from None
+
+    names = ("-f", "--format") if short else ("--format",)
+    return click.option(
+        *names,
+        "template",
+        metavar="FORMAT",
+        callback=callback,
+        help="Format output: 'json', a template such as '{{.Name}}' or '{{json .}}', "
+        "or 'table {{.A}}\\t{{.B}}'.",
+    )
+
+
+def parse_time(value: str, now: float | None = None) -> str:
+    """A ``--since``/``--until`` value as the API takes it, following docker's
+    ``GetTimestamp``: unix seconds pass through; a Go duration (``10m``, ``1h30m``) means
+    that long before ``now``; an RFC 3339 time or date (local time when it has no zone) is
+    converted to ``seconds.nanoseconds``.
+
+    One deliberate difference: docker truncates ``now - duration`` to whole seconds, which
+    drops events of the current second from ``--until 0s``; this keeps the fraction.
+
+    :raises InvalidArgument: none of those (docker's message, exit status 1).
+    """
+    if _UNIX_TIME.fullmatch(value):
+        return value
+    if value != "0" and _GO_DURATION.fullmatch(value):
+        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
+        if value.startswith("-"):
+            seconds = -seconds
+        return f"{(time.time() if now is None else now) - seconds:.9f}"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidArgument(f'failed to parse value as time or duration: "{value}"') from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # no zone: local time, as docker reads it
+    return f"{calendar.timegm(moment.utctimetuple())}.{moment.microsecond * 1000:09d}"
