@@ -1,0 +1,1 @@
+"""The image subsystem: references, content store, image and layer stores."""
