@@ -13,7 +13,7 @@ import errno
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,6 +38,7 @@ __all__ = [
     "DaemonError",
     "Host",
     "Params",
+    "QueryItems",
     "negotiate",
     "parse_host",
     "resolve_host",
@@ -54,6 +55,8 @@ FALLBACK_API_VERSION = "1.24"
 
 Params = Mapping[str, str] | None
 """Query parameters, already rendered as strings."""
+QueryItems = Sequence[tuple[str, str]] | None
+"""Query parameters as pairs, for a key given more than once (``names=a&names=b``)."""
 
 log = logging.getLogger("pydocker")
 
@@ -244,6 +247,60 @@ class APIClient:
                     yield from decoder.feed(chunk)
         except httpx.TransportError as e:
             raise self._failure(e, method, url) from e
+        decoder.close()
+
+    def stream_bytes(
+        self, path: str, params: QueryItems = None, *, method: str = "GET"
+    ) -> Iterator[bytes]:
+        """Send a request whose reply is raw bytes (``/images/get``) and yield the body in
+        chunks as it arrives, with no read timeout. Nothing is yielded for an error reply:
+        it raises :class:`DaemonError` before the first chunk."""
+        url = self.url(path)
+        log.debug("%s %s (download)", method, url)
+        timeout = httpx.Timeout(self._timeout, read=None)
+        try:
+            with self._http.stream(
+                method, url, params=tuple(params or ()), timeout=timeout
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _check(response)
+                yield from response.iter_bytes()
+        except httpx.TransportError as e:
+            raise self._failure(e, method, url) from e
+
+    def upload_json_stream(
+        self,
+        path: str,
+        body: Iterable[bytes] | None,
+        params: QueryItems = None,
+        *,
+        content_type: str | None = None,
+    ) -> Iterator[Any]:
+        """``POST`` ``body`` (an iterable of chunks, sent as it is read, chunked) to a
+        versioned path whose reply is a stream of JSON values (``/images/load``,
+        ``/images/create?fromSrc=-``), and yield each value as it arrives."""
+        url = self.url(path)
+        log.debug("POST %s (upload)", url)
+        timeout = httpx.Timeout(self._timeout, read=None, write=None)
+        headers = {"Content-Type": content_type} if content_type else None
+        decoder = _JSONStreamDecoder()
+        try:
+            with self._http.stream(
+                "POST",
+                url,
+                params=tuple(params or ()),
+                content=body,
+                headers=headers,
+                timeout=timeout,
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _check(response)
+                for chunk in response.iter_text():
+                    yield from decoder.feed(chunk)
+        except httpx.TransportError as e:
+            raise self._failure(e, "POST", url) from e
         decoder.close()
 
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:

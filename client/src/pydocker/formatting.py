@@ -22,12 +22,15 @@ __all__ = [
     "Template",
     "column_widths",
     "columns",
+    "decimal_size",
     "ellipsis",
     "event_line",
     "go_value",
+    "human_duration",
     "human_size",
     "rfc3339_nano",
     "table",
+    "table_lines",
 ]
 
 _ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.DOTALL)
@@ -224,3 +227,60 @@ def event_line(event: dict[str, Any], tz: tzinfo | None = None) -> str:
     if attributes:
         line += " (" + ", ".join(f"{k}={attributes[k]}" for k in sorted(attributes)) + ")"
     return line
+
+
+def human_duration(seconds: float) -> str:
+    """A duration as docker words it (go-units ``HumanDuration``): ``Less than a second``,
+    ``1 second``, ``N seconds``, ``About a minute``, ``N minutes``, ``About an hour``,
+    ``N hours`` (under 48), ``N days`` (under 2 weeks), ``N weeks`` (under 2 months of 30
+    days), ``N months`` (under 2 years of 365 days), ``N years``. Whole units are truncated,
+    but hours are rounded to the nearest."""
+    whole_seconds = int(seconds)
+    if whole_seconds < 1:
+        return "Less than a second"
+    if whole_seconds == 1:
+        return "1 second"
+    if whole_seconds < 60:
+        return f"{whole_seconds} seconds"
+    minutes = int(seconds / 60)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+def decimal_size(size: float, precision: int = 3) -> str:
+    """Bytes in decimal units as docker prints image sizes (go-units
+    ``HumanSizeWithPrecision``, ``%.<precision>g``): ``4.26MB``, ``1.2kB``, ``0B``. With
+    ``precision=4`` this is go-units ``HumanSize`` (``Total reclaimed space``, ``system df``)."""
+    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+    unit = 0
+    value = float(size)
+    while value >= 1000 and unit < len(units) - 1:
+        value /= 1000
+        unit += 1
+    return f"{value:.{precision}g}{units[unit]}"
+
+
+def table_lines(template: Template, items: Sequence[Any], titles: dict[str, str]) -> list[str]:
+    """The lines of a ``table`` template over ``items``, headed as docker heads them: each
+    field's title from ``titles`` (keyed by field name, ``ID`` → ``IMAGE ID``), otherwise
+    derived from the name as :meth:`Template.header` does."""
+
+    def title(field: _Field) -> str:
+        return titles.get(field.path.lstrip("."), _header(field.path))
+
+    rows = [template._join(title).split("\t"), *(template.render(i).split("\t") for i in items)]
+    return columns(rows)
