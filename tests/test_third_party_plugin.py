@@ -26,15 +26,16 @@ from __future__ import annotations
 
 from pydockerd.plugin import (
     DriverConfig, DriverContext, DriverNotSupported, DriverRegistry, NetworkDriver,
-    StorageDriver, hookimpl,
+    hookimpl,
 )
+from pydockerd_storage_vfs.driver import VfsDriver
 
 
 class ScratchConfig(DriverConfig):
     size_mb: int = 64
 
 
-class ScratchDriver(StorageDriver):
+class ScratchDriver(VfsDriver):  # a third party building on an installed driver
     name = "scratch"
     Config = ScratchConfig
     priority = 50

@@ -24,6 +24,7 @@ from pydockerd.plugin import (
     Runtime,
     StorageDriver,
 )
+from pydockerd_storage_vfs.driver import VfsDriver
 
 from .conftest import MakeClient
 from .helpers import plugin
@@ -42,7 +43,7 @@ async def info(client: Any) -> dict[str, Any]:
     return body
 
 
-class MemoryStorage(StorageDriver):
+class MemoryStorage(VfsDriver):  # a complete driver under another name
     name = "memory"
     description = "layers in RAM"
 

@@ -20,8 +20,9 @@ from loguru import logger
 from pydockerd import __version__
 from pydockerd.errors import ConfigError
 from pydockerd.events import EventBus
+from pydockerd.images.service import ImageService
 from pydockerd.manager import PluginManager
-from pydockerd.plugin import Event
+from pydockerd.plugin import Event, StorageDriver
 from pydockerd.selection import Selection, select_storage_driver
 from pydockerd.settings import DaemonSettings
 
@@ -58,6 +59,8 @@ class Daemon:
         self.manager = PluginManager(disabled=settings.disable_plugins, trace=settings.trace_hooks)
         self.events = EventBus(settings.event_history, on_publish=self._notify_plugins)
         self.storage: Selection | None = None
+        self.storage_driver: StorageDriver | None = None
+        self.images: ImageService | None = None
         self.id = ""
         self.version = __version__
         self.started_at = time.time()
@@ -102,8 +105,19 @@ class Daemon:
         storage_rows = [c for c in self.manager.components if c.kind == "storage"]
         self.storage = select_storage_driver(storage_rows, settings.storage_driver)
         logger.info("storage driver {} ({})", self.storage.component.name, self.storage.rule)
-        if not validate_only and self.storage.component.context is not None:
-            self.storage.component.context.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        component = self.storage.component
+        if not validate_only and component.context is not None and component.driver is not None:
+            component.context.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                driver = component.driver(component.context)
+            except TypeError as e:  # an abstract method left unimplemented
+                raise ConfigError(f"storage driver {component.name!r} cannot be used: {e}") from e
+            assert isinstance(driver, StorageDriver)
+            self.storage_driver = driver
+            # per driver, as moby does: layers of one driver mean nothing to another
+            images_root = settings.data_root / "image" / component.name
+            self.images = ImageService(images_root, driver, self.emit)
+            await self.images.collect_garbage()
 
     def _take_roots(self) -> None:
         for root, mode in ((self.settings.data_root, 0o711), (self.settings.exec_root, 0o700)):
@@ -137,4 +151,8 @@ class Daemon:
     async def close(self) -> None:
         """End event streams, wait for plugins' pending event calls, release the roots."""
         await self.events.close()
+        if self.images is not None:
+            self.images.close()
+        if self.storage_driver is not None:
+            await self.storage_driver.close()
         self._resources.close()

@@ -23,15 +23,22 @@ from __future__ import annotations
 
 import re
 import time
-from abc import ABC
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Generic, TypeVar
 
 import pluggy
 from pydantic import BaseModel, ConfigDict
 
+from pydockerd.archive import (
+    apply_layer,
+    decompressed,
+    write_changes_diff,
+    write_overlay_diff,
+    write_tar,
+)
 from pydockerd.errors import (
     Conflict,
     DriverNotSupported,
@@ -46,13 +53,15 @@ from pydockerd.errors import (
     Unauthorized,
     Unavailable,
 )
-from pydockerd.mounts import Mount, mount, unmount
+from pydockerd.fsutil import check_layer_id, directory_size, remove_tree
+from pydockerd.mounts import MNT_DETACH, Mount, mount, mount_overlay, mounted, unmount
 
 if TYPE_CHECKING:
     from aiohttp import web
     from loguru import Logger
 
 __all__ = [
+    "MNT_DETACH",
     "PROJECT_NAME",
     "AuthzDecision",
     "AuthzRequest",
@@ -81,9 +90,19 @@ __all__ = [
     "SystemError",
     "Unauthorized",
     "Unavailable",
+    "apply_layer",
+    "check_layer_id",
+    "decompressed",
+    "directory_size",
     "hookimpl",
     "mount",
+    "mount_overlay",
+    "mounted",
+    "remove_tree",
     "unmount",
+    "write_changes_diff",
+    "write_overlay_diff",
+    "write_tar",
 ]
 
 PROJECT_NAME = "pydockerd"
@@ -173,10 +192,77 @@ class Driver(ABC):
 
 
 class StorageDriver(Driver):
-    """Stores image layers and prepares container root filesystems (``overlay``, ``vfs``)."""
+    """Stores image layers and prepares container root filesystems (``overlay``, ``vfs``).
+
+    A *layer* is a directory tree named by an ID the core chooses (a hex string). Layers
+    form chains: :meth:`create` makes an empty layer on top of a parent, :meth:`apply_diff`
+    unpacks one image layer tar into it, and :meth:`mount` shows the whole chain as one
+    root filesystem. A container's writable layer is a layer like the others, created on
+    top of its image's top layer. The core records which layers exist and removes them
+    top-down; a driver never removes a parent by itself.
+
+    Every method may block on disk: implementations run the work in a thread
+    (``asyncio.to_thread``). Errors are :class:`NotFound` for an unknown layer, and
+    :class:`SystemError` when the host fails (mount, disk full).
+    :func:`pydockerd.testing.storage` holds the conformance suite every driver runs.
+    """
 
     kind = "storage"
     interface = "pydockerd.storage.v1"
+
+    @abstractmethod
+    async def create(self, layer_id: str, parent: str | None) -> None:
+        """Create the empty layer ``layer_id`` on top of ``parent`` (``None``: the bottom).
+
+        :raises Conflict: ``layer_id`` exists already.
+        :raises NotFound: ``parent`` does not exist.
+        """
+
+    @abstractmethod
+    async def apply_diff(self, layer_id: str, diff: BinaryIO) -> int:
+        """Unpack the uncompressed layer tar ``diff`` into the layer ``layer_id`` (OCI
+        whiteouts included) and read ``diff`` to its end; return the bytes of file content
+        written. Use :func:`apply_layer`, which keeps every write inside the layer."""
+
+    @abstractmethod
+    async def mount(self, layer_id: str) -> Path:
+        """The layer chain ending at ``layer_id`` as one directory tree, mounted if the
+        driver needs a mount; calls are counted, and each needs an :meth:`unmount`."""
+
+    @abstractmethod
+    async def unmount(self, layer_id: str) -> None:
+        """Release one :meth:`mount` of ``layer_id``; the last one unmounts."""
+
+    @abstractmethod
+    async def remove(self, layer_id: str) -> None:
+        """Delete the layer ``layer_id`` and its data, unmounting it first if needed.
+        Removing a layer that does not exist is not an error."""
+
+    @abstractmethod
+    async def diff(self, layer_id: str, out: BinaryIO) -> None:
+        """Write what ``layer_id`` changes over its parent to ``out`` as an uncompressed
+        OCI layer tar (deletions as whiteouts)."""
+
+    @abstractmethod
+    async def usage(self, layer_id: str) -> int:
+        """Bytes the layer ``layer_id`` itself takes on disk (not its parents)."""
+
+    @abstractmethod
+    def exists(self, layer_id: str) -> bool:
+        """Whether the layer ``layer_id`` exists."""
+
+    @abstractmethod
+    def layer_ids(self) -> list[str]:
+        """Every layer the driver holds, including ones the core may not know (left by a
+        crash); the core removes those at start-up."""
+
+    def metadata(self, layer_id: str) -> dict[str, str]:
+        """``GraphDriver.Data`` of ``inspect``: the layer's directories, for operators."""
+        return {}
+
+    async def close(self) -> None:
+        """The daemon is stopping: release what the driver holds. Mounts in use by running
+        containers stay mounted (containers outlive the daemon)."""
 
 
 class NetworkDriver(Driver):

@@ -62,10 +62,11 @@ class DaemonProcess:
     def request(
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], bytes]:
-        """One API call: ``(status, headers, body)``."""
+        """One API call: ``(status, headers, body)``; ``body`` is sent as JSON, or as it is
+        when it is ``bytes``."""
         conn = UnixHTTPConnection(self.socket_path)
         try:
-            payload = json.dumps(body).encode() if body is not None else None
+            payload = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
             conn.request(method, path, body=payload, headers=headers or {})
             response = conn.getresponse()
             return response.status, dict(response.getheaders()), response.read()
