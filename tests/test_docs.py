@@ -5,6 +5,7 @@ plugin author guide's example package installs and passes its own tests."""
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import importlib
 import inspect
 import os
@@ -269,8 +270,9 @@ def _example_files() -> dict[str, str]:
 
 @pytest.fixture
 def example_venv(tmp_path: Path) -> Iterator[Path]:
-    """A new virtual environment with pydockerd's core, pytest, and the example package
-    installed from the guide's text, as its author would."""
+    """A new virtual environment with pydockerd's core and vfs driver, pytest,
+    pytest-asyncio, and the example package installed from the guide's text, as its author
+    would."""
     uv = shutil.which("uv")
     assert uv, "uv is installed by scripts/bootstrap"
     package = tmp_path / "pydockerd-storage-memory"
@@ -295,7 +297,9 @@ def example_venv(tmp_path: Path) -> Iterator[Path]:
         "--python",
         python,
         REPO / "core",
+        REPO / "storage_drivers" / "vfs",
         f"pytest=={pytest.__version__}",
+        f"pytest-asyncio=={importlib.metadata.version('pytest-asyncio')}",
     )
     run(uv, "pip", "install", "--quiet", "--python", python, package)
     yield python
@@ -336,5 +340,8 @@ def test_example_package_passes_its_own_tests(example_venv: Path, tmp_path: Path
         cwd=tests.parent,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    count = len(re.findall(r"^def test_", _example_files()["tests/test_memory.py"], re.MULTILINE))
-    assert f"{count} passed" in result.stdout, result.stdout
+    own = len(re.findall(r"^def test_", _example_files()["tests/test_memory.py"], re.MULTILINE))
+    from pydockerd.testing.storage import StorageDriverSuite
+
+    suite = len([name for name in dir(StorageDriverSuite) if name.startswith("test_")])
+    assert f"{own + suite} passed" in result.stdout, result.stdout

@@ -870,6 +870,7 @@ class StorageDriverSuite:
             str(p.relative_to(state)) for p in state.rglob("*") if p.is_symlink() or not p.is_dir()
         ]
         assert left == [], "no layer data is left in the state directory"
+        await storage_driver.close()  # a driver may hold a mount of its own until closed
         self.assert_no_mounts(storage_driver, conformance_dir)
 
     # -- 6. many layers
