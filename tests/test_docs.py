@@ -5,8 +5,8 @@ plugin author guide's example package installs and passes its own tests."""
 from __future__ import annotations
 
 import ast
-import importlib.metadata
 import importlib
+import importlib.metadata
 import inspect
 import os
 import pkgutil
