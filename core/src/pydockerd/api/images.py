@@ -11,6 +11,7 @@ import asyncio
 import fnmatch
 import json
 import tempfile
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,10 @@ def _created_unix(config: dict[str, Any]) -> int:
         return 0
 
 
-def image_summary(images: ImageService, image: ImageRecord) -> dict[str, Any]:
-    """One item of ``GET /images/json``."""
-    config = images.config(image.id)
+def image_summary(
+    images: ImageService, image: ImageRecord, config: dict[str, Any]
+) -> dict[str, Any]:
+    """One item of ``GET /images/json``; ``config`` is the image's config."""
     return {
         "Id": image.id,
         "ParentId": image.parent or "",
@@ -134,26 +136,36 @@ def _reference_matches(images: ImageService, image_id: str, patterns: set[str]) 
     return False
 
 
-def _keep(images: ImageService, filters: Filters, image: ImageRecord) -> bool:
-    """Whether ``image`` passes the list filters."""
-    config = images.config(image.id)
-    created = _created_unix(config)
-    if "dangling" in filters:
-        dangling = not images.tags_of(image.id)
-        if {str(parse_bool(v)).lower() for v in filters["dangling"]} != {str(dangling).lower()}:
+ImageFilter = Callable[[ImageRecord, dict[str, Any]], bool]
+"""Whether an image (with its config) passes the filters of a request."""
+
+
+def _image_filter(images: ImageService, filters: Filters) -> ImageFilter:
+    """The list and prune filters, their image names and times resolved once."""
+    after = [_created_unix(images.config(images.resolve(n).id)) for n in filters.get("since", ())]
+    before = [_created_unix(images.config(images.resolve(n).id)) for n in filters.get("before", ())]
+    until = [_until_seconds(value) for value in filters.get("until", ())]
+    dangling = {str(parse_bool(v)).lower() for v in filters.get("dangling", ())}
+
+    def matches(image: ImageRecord, config: dict[str, Any]) -> bool:
+        created = _created_unix(config)
+        if "dangling" in filters and dangling != {str(not images.tags_of(image.id)).lower()}:
             return False
-    if "label" in filters and not _label_matches(
-        (config.get("config") or {}).get("Labels") or {}, filters["label"]
-    ):
-        return False
-    if "reference" in filters and not _reference_matches(images, image.id, filters["reference"]):
-        return False
-    for key, newer in (("before", False), ("since", True)):
-        for name in filters.get(key, ()):
-            other = _created_unix(images.config(images.resolve(name).id))
-            if (created <= other) if newer else (created >= other):
-                return False
-    return all(created < _until_seconds(until) for until in filters.get("until", ()))
+        if "label" in filters and not _label_matches(
+            (config.get("config") or {}).get("Labels") or {}, filters["label"]
+        ):
+            return False
+        if "reference" in filters and not _reference_matches(
+            images, image.id, filters["reference"]
+        ):
+            return False
+        return (
+            all(created > other for other in after)
+            and all(created < other for other in before)
+            and all(created < bound for bound in until)
+        )
+
+    return matches
 
 
 def _until_seconds(value: str) -> float:
@@ -167,12 +179,14 @@ async def list_images(request: web.Request) -> web.Response:
     show_all = parse_bool(request.query.get("all"))
     records = sorted(images.store.images(), key=lambda i: i.added, reverse=True)
     parents = {image.parent for image in records if image.parent}
+    matches = _image_filter(images, filters)
     body = []
     for image in records:
         if not show_all and image.id in parents and not images.store.refs_of(image.id):
             continue  # an intermediate image of a build
-        if _keep(images, filters, image):
-            body.append(image_summary(images, image))
+        config = images.config(image.id)
+        if matches(image, config):
+            body.append(image_summary(images, image, config))
     return json_response(body)
 
 
@@ -330,15 +344,19 @@ async def prune_images(request: web.Request) -> web.Response:
     dangling = {parse_bool(v) for v in filters.pop("dangling", {"true"})}
     if len(dangling) != 1:
         raise InvalidParameter("invalid filter 'dangling': give true or false, not both")
+    matches = _image_filter(images, filters)
     result = await images.prune(
-        dangling_only=dangling.pop(), keep=lambda image: not _keep(images, filters, image)
+        dangling_only=dangling.pop(),
+        keep=lambda image: not matches(image, images.config(image.id)),
     )
     return json_response(result)
 
 
 async def system_df(request: web.Request) -> web.Response:
     images = _service(request)
-    summaries = [image_summary(images, image) for image in images.store.images()]
+    summaries = [
+        image_summary(images, image, images.config(image.id)) for image in images.store.images()
+    ]
     layers_size = sum(layer.size for layer in images.store.layers())
     return json_response(
         {

@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import platform
 import secrets
 import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -27,6 +27,7 @@ from typing import IO, Any
 
 from loguru import logger
 
+from pydockerd import sysinfo
 from pydockerd.archive import decompressed
 from pydockerd.errors import Conflict, InvalidParameter, NotFound, SystemError
 from pydockerd.images.changes import apply_changes
@@ -39,7 +40,7 @@ from pydockerd.images.reference import (
 from pydockerd.images.store import ImageRecord, ImageStore, LayerRecord, chain_ids
 from pydockerd.plugin import StorageDriver
 
-__all__ = ["ImageService", "LoadedImage", "go_arch", "now_rfc3339", "short_id"]
+__all__ = ["ImageService", "LoadedImage", "now_rfc3339", "short_id"]
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -56,13 +57,6 @@ def short_id(image_id: str) -> str:
 
 def now_rfc3339() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
-def go_arch() -> str:
-    machine = platform.machine().lower()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(
-        machine, machine
-    )
 
 
 @dataclass
@@ -234,7 +228,7 @@ class ImageService:
         config_digest: str,
         layer_blobs: list[str],
         *,
-        refs: list[Reference] = (),  # type: ignore[assignment]
+        refs: Sequence[Reference] = (),
         manifest: str | None = None,
         parent: str | None = None,
     ) -> tuple[str, list[tuple[Reference, str]]]:
@@ -395,7 +389,7 @@ class ImageService:
             diff_id = await asyncio.to_thread(self._diff_id_of, blob)
             created = now_rfc3339()
             config = {
-                "architecture": go_arch(),
+                "architecture": sysinfo.go_arch(),
                 "os": "linux",
                 "created": created,
                 "config": apply_changes({}, changes),
@@ -657,38 +651,22 @@ class ImageService:
                 info.size, info.mode = len(text), 0o644
                 tar.addfile(info, io.BytesIO(text))
 
-    def _uncompressed_layer(self, layer: LayerRecord) -> _UncompressedLayer:
+    @contextmanager
+    def _uncompressed_layer(self, layer: LayerRecord) -> Iterator[tuple[IO[bytes], int]]:
+        """A layer's tar, uncompressed, and its size: the blob itself when it is a plain tar
+        (its digest is then the diff ID), else a temporary decompressed copy."""
         if layer.blob is None:
             raise SystemError(f"layer {layer.chain_id} has no stored tar; cannot export it")
-        return _UncompressedLayer(self.content, layer.blob, self.tmp)
-
-
-class _UncompressedLayer:
-    """A layer's tar, uncompressed, with its size: the blob itself when it is a plain tar,
-    else a temporary decompressed copy."""
-
-    def __init__(self, content: ContentStore, blob: str, tmp: Path) -> None:
-        self._content, self._blob, self._tmp = content, blob, tmp
-        self._file: IO[bytes] | None = None
-
-    def __enter__(self) -> tuple[IO[bytes], int]:
-        raw = self._content.open(self._blob)
-        head = raw.read(4)
-        raw.seek(0)
-        if head[:2] != b"\x1f\x8b" and head != b"\x28\xb5\x2f\xfd":
-            self._file = raw
-            return raw, self._content.size(self._blob)
-        raw.close()
-        self._file = tempfile.TemporaryFile(dir=self._tmp)
-        with self._content.open(self._blob) as source:
-            shutil.copyfileobj(decompressed(source), self._file, 1 << 20)
-        size = self._file.tell()
-        self._file.seek(0)
-        return self._file, size
-
-    def __exit__(self, *exc: object) -> None:
-        if self._file is not None:
-            self._file.close()
+        if layer.blob == layer.diff_id:
+            with self.content.open(layer.blob) as plain:
+                yield plain, self.content.size(layer.blob)
+            return
+        with tempfile.TemporaryFile(dir=self.tmp) as copy:
+            with self.content.open(layer.blob) as source:
+                shutil.copyfileobj(decompressed(source), copy, 1 << 20)
+            size = copy.tell()
+            copy.seek(0)
+            yield copy, size
 
 
 def _is_id_form(name: str, image_id: str) -> bool:
