@@ -3,7 +3,6 @@ as root; a skip for a user who may not create links)."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib.metadata
 import os
 import shutil
@@ -12,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pydockerd.plugin import DriverNotSupported, NetworkDriver
-from pydockerd.testing.drivers import driver_context, register_from_entry_point
+from pydockerd.plugin import NetworkDriver
+from pydockerd.testing.drivers import driver_context, probe_as_user, register_from_entry_point
 from pydockerd_network_bridge.driver import BridgeDriver
 
 NOBODY = 65534
@@ -31,31 +30,7 @@ def files_in(directory: Path) -> list[Path]:
 
 
 def probe_as(uid: int, directory: Path) -> str:
-    """Run the probe in a forked child with ``uid``: ``ok``, ``skip: <reason>`` or
-    ``error: <exception>``."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            os.close(read_end)
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            try:
-                asyncio.run(BridgeDriver.probe(driver_context(directory)))
-                result = "ok"
-            except DriverNotSupported as e:
-                result = f"skip: {e}"
-            except BaseException as e:
-                result = f"error: {type(e).__name__}: {e}"
-            os.write(write_end, result.encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        result = pipe.read()
-    os.waitpid(pid, 0)
-    return result
+    return probe_as_user(BridgeDriver, driver_context(directory), uid)
 
 
 def test_the_entry_point_is_installed() -> None:

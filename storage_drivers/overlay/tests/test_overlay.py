@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import importlib.metadata
 import os
@@ -22,7 +21,7 @@ from pydockerd.plugin import (
     mount,
     unmount,
 )
-from pydockerd.testing.drivers import driver_context, register_from_entry_point
+from pydockerd.testing.drivers import driver_context, probe_as_user, register_from_entry_point
 from pydockerd_storage_overlay import driver as driver_module
 from pydockerd_storage_overlay.driver import OverlayDriver, overlay_in_kernel
 
@@ -43,31 +42,7 @@ def mounts() -> list[str]:
 
 
 def probe_as(uid: int, directory: Path) -> str:
-    """Run the probe in a forked child with ``uid``; ``ok``, ``skip: <reason>`` or
-    ``error: <exception>`` (the child never execs, so it needs no access to the interpreter)."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            os.close(read_end)
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            try:
-                asyncio.run(OverlayDriver.probe(driver_context(directory)))
-                result = "ok"
-            except DriverNotSupported as e:
-                result = f"skip: {e}"
-            except BaseException as e:
-                result = f"error: {type(e).__name__}: {e}"
-            os.write(write_end, result.encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        result = pipe.read()
-    os.waitpid(pid, 0)
-    return result
+    return probe_as_user(OverlayDriver, driver_context(directory), uid)
 
 
 # --------------------------------------------------------------------------------------

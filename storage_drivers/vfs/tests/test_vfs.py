@@ -3,9 +3,7 @@ writable directory is enough; an unwritable one is a skip)."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib.metadata
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -13,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from pydockerd.plugin import DriverNotSupported, Mount, StorageDriver, mount, unmount
-from pydockerd.testing.drivers import driver_context, register_from_entry_point
+from pydockerd.testing.drivers import driver_context, probe_as_user, register_from_entry_point
 from pydockerd_storage_vfs.driver import VfsDriver
 
 NOBODY = 65534
@@ -33,31 +31,8 @@ def mounts() -> str:
 
 
 def probe_as(uid: int, directory: Path, scratch: Path) -> str:
-    """Run the probe in a forked child with ``uid``: ``ok``, ``skip: <reason>`` or
-    ``error: <exception>`` (root may write anywhere, so unwritable needs another user)."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            os.close(read_end)
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            try:
-                asyncio.run(VfsDriver.probe(driver_context(directory, scratch_dir=scratch)))
-                result = "ok"
-            except DriverNotSupported as e:
-                result = f"skip: {e}"
-            except BaseException as e:
-                result = f"error: {type(e).__name__}: {e}"
-            os.write(write_end, result.encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        result = pipe.read()
-    os.waitpid(pid, 0)
-    return result
+    """Root may write anywhere, so an unwritable directory needs another user."""
+    return probe_as_user(VfsDriver, driver_context(directory, scratch_dir=scratch), uid)
 
 
 def test_the_entry_point_is_installed() -> None:
