@@ -14,6 +14,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -226,28 +227,42 @@ class APIClient:
         response = self.request("POST", path, params=params, json=json)
         return _decode(response) if response.content else None
 
+    @contextmanager
+    def _streaming(
+        self, method: str, path: str, *, write_timeout: bool = True, **kwargs: Any
+    ) -> Iterator[httpx.Response]:
+        """A request whose reply is read as it arrives, with no read timeout (and no write
+        timeout for uploads): an error reply raises before the body is read, and a broken
+        connection, at any point, raises docker's message."""
+        url = self.url(path)
+        log.debug("%s %s (stream)", method, url)
+        timeout = httpx.Timeout(
+            self._timeout, read=None, write=self._timeout if write_timeout else None
+        )
+        try:
+            with self._http.stream(method, url, timeout=timeout, **kwargs) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _check(response)
+                yield response
+        except httpx.TransportError as e:
+            raise self._failure(e, method, url) from e
+
+    @staticmethod
+    def _json_values(response: httpx.Response) -> Iterator[Any]:
+        decoder = _JSONStreamDecoder()
+        for chunk in response.iter_text():
+            yield from decoder.feed(chunk)
+        decoder.close()
+
     def stream_json(
         self, path: str, params: Params = None, *, method: str = "GET", json: Any = None
     ) -> Iterator[Any]:
         """Send a request whose reply is a stream of JSON values (one per line, or simply
         concatenated, as moby writes them) and yield each value as it arrives. The stream
         has no read timeout: it lasts until the daemon ends it."""
-        url = self.url(path)
-        log.debug("%s %s (stream)", method, url)
-        timeout = httpx.Timeout(self._timeout, read=None)
-        decoder = _JSONStreamDecoder()
-        try:
-            with self._http.stream(
-                method, url, params=params, json=json, timeout=timeout
-            ) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    _check(response)
-                for chunk in response.iter_text():
-                    yield from decoder.feed(chunk)
-        except httpx.TransportError as e:
-            raise self._failure(e, method, url) from e
-        decoder.close()
+        with self._streaming(method, path, params=params, json=json) as response:
+            yield from self._json_values(response)
 
     def stream_bytes(
         self, path: str, params: QueryItems = None, *, method: str = "GET"
@@ -255,19 +270,8 @@ class APIClient:
         """Send a request whose reply is raw bytes (``/images/get``) and yield the body in
         chunks as it arrives, with no read timeout. Nothing is yielded for an error reply:
         it raises :class:`DaemonError` before the first chunk."""
-        url = self.url(path)
-        log.debug("%s %s (download)", method, url)
-        timeout = httpx.Timeout(self._timeout, read=None)
-        try:
-            with self._http.stream(
-                method, url, params=tuple(params or ()), timeout=timeout
-            ) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    _check(response)
-                yield from response.iter_bytes()
-        except httpx.TransportError as e:
-            raise self._failure(e, method, url) from e
+        with self._streaming(method, path, params=tuple(params or ())) as response:
+            yield from response.iter_bytes()
 
     def upload_json_stream(
         self,
@@ -280,28 +284,16 @@ class APIClient:
         """``POST`` ``body`` (an iterable of chunks, sent as it is read, chunked) to a
         versioned path whose reply is a stream of JSON values (``/images/load``,
         ``/images/create?fromSrc=-``), and yield each value as it arrives."""
-        url = self.url(path)
-        log.debug("POST %s (upload)", url)
-        timeout = httpx.Timeout(self._timeout, read=None, write=None)
         headers = {"Content-Type": content_type} if content_type else None
-        decoder = _JSONStreamDecoder()
-        try:
-            with self._http.stream(
-                "POST",
-                url,
-                params=tuple(params or ()),
-                content=body,
-                headers=headers,
-                timeout=timeout,
-            ) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    _check(response)
-                for chunk in response.iter_text():
-                    yield from decoder.feed(chunk)
-        except httpx.TransportError as e:
-            raise self._failure(e, "POST", url) from e
-        decoder.close()
+        with self._streaming(
+            "POST",
+            path,
+            write_timeout=False,
+            params=tuple(params or ()),
+            content=body,
+            headers=headers,
+        ) as response:
+            yield from self._json_values(response)
 
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         log.debug("%s %s", method, url)
