@@ -1,0 +1,1 @@
+"""pydockerd runtime: native Linux containers (namespaces, pivot_root, cgroups) in Python."""
