@@ -49,6 +49,7 @@ import zstandard
 from loguru import logger
 
 from pydockerd.errors import InvalidParameter
+from pydockerd.fsutil import chroot_resolve
 
 __all__ = [
     "Whiteouts",
@@ -66,7 +67,6 @@ OPAQUE_MARKER = ".wh..wh..opq"
 OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 _OVERLAY_XATTR_PREFIX = "trusted.overlay."
 _XATTR_PAX_PREFIX = "SCHILY.xattr."
-_MAX_SYMLINKS = 40  # like the kernel's MAXSYMLINKS
 _CHUNK = 1 << 20
 _DEVICE_TYPES = (tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE)
 _OTHER_TYPES = frozenset((tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, *_DEVICE_TYPES))
@@ -194,34 +194,11 @@ class _Applier:
     def resolve(self, parts: list[str]) -> list[str]:
         """Resolve a directory path with chroot semantics at ``root``: the real components
         (none of them a symlink; missing ones are kept as they would be created)."""
-        resolved: list[str] = []
-        pending = list(reversed(parts))
-        followed = 0
-        while pending:
-            part = pending.pop()
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if resolved:
-                    resolved.pop()
-                continue
-            path = "/".join([*resolved, part])
-            try:
-                st = os.lstat(path, dir_fd=self.root_fd)
-            except (FileNotFoundError, NotADirectoryError):
-                resolved.append(part)
-                continue
-            if not stat.S_ISLNK(st.st_mode):
-                resolved.append(part)
-                continue
-            followed += 1
-            if followed > _MAX_SYMLINKS:
-                raise InvalidParameter(f"too many levels of symbolic links in {'/'.join(parts)}")
-            target = os.readlink(path, dir_fd=self.root_fd)
-            if target.startswith("/"):
-                resolved = []
-            pending.extend(reversed(target.split("/")))
-        return resolved
+        return chroot_resolve(
+            parts,
+            lambda p: os.lstat(p, dir_fd=self.root_fd),
+            lambda p: os.readlink(p, dir_fd=self.root_fd),
+        )
 
     def open_dir(self, parts: list[str], *, create: bool) -> int:
         """An fd of the real directory ``parts`` below ``root``, opened without following any

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import fcntl
 import os
@@ -9,22 +10,27 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable
-from contextlib import ExitStack
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import IO
+from typing import IO, Any
 
 from loguru import logger
 
 from pydockerd import __version__
+from pydockerd.containers.execs import ExecService
+from pydockerd.containers.service import ContainerService
 from pydockerd.errors import ConfigError
 from pydockerd.events import EventBus
 from pydockerd.images.service import ImageService
-from pydockerd.manager import PluginManager
-from pydockerd.plugin import Event, StorageDriver
+from pydockerd.manager import ComponentStatus, PluginManager
+from pydockerd.plugin import Driver, Event, LogDriver, StorageDriver, VolumeDriver
 from pydockerd.selection import Selection, select_storage_driver
 from pydockerd.settings import DaemonSettings
+from pydockerd.supervisor.client import SupervisorClient
+from pydockerd.supervisor.server import DriverSetup
+from pydockerd.volumes.service import VolumeService
 
 __all__ = ["Daemon"]
 
@@ -61,10 +67,14 @@ class Daemon:
         self.storage: Selection | None = None
         self.storage_driver: StorageDriver | None = None
         self.images: ImageService | None = None
+        self.volumes: VolumeService | None = None
+        self.containers: ContainerService | None = None
+        self.execs: ExecService | None = None
         self.id = ""
         self.version = __version__
         self.started_at = time.time()
         self._resources = ExitStack()
+        self._long_lived: set[asyncio.Task[Any]] = set()
 
     async def initialize(
         self,
@@ -117,7 +127,95 @@ class Daemon:
             # per driver, as moby does: layers of one driver mean nothing to another
             images_root = settings.data_root / "image" / component.name
             self.images = ImageService(images_root, driver, self.emit)
+            self._start_containers(driver)
+            assert self.containers is not None
             await self.images.collect_garbage()
+            await self.containers.recover()
+
+    def _usable(self, kind: str) -> list[ComponentStatus]:
+        return [
+            row
+            for row in self.manager.components
+            if row.kind == kind and row.status == "ok" and row.driver and row.context
+        ]
+
+    @staticmethod
+    def _instance(row: ComponentStatus) -> Driver:
+        assert row.driver is not None
+        assert row.context is not None
+        row.context.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            return row.driver(row.context)
+        except TypeError as e:  # an abstract method left unimplemented
+            raise ConfigError(f"{row.qualified_name} cannot be used: {e}") from e
+
+    def _start_containers(self, storage: StorageDriver) -> None:
+        """The volume, container and exec services, and the supervisor's client."""
+        settings = self.settings
+        assert self.images is not None
+        volume_drivers = {}
+        for row in self._usable("volume"):
+            driver = self._instance(row)
+            assert isinstance(driver, VolumeDriver)
+            volume_drivers[row.name] = driver
+        self.volumes = VolumeService(settings.data_root / "volumes", volume_drivers, self.emit)
+        log_drivers = {}
+        for row in self._usable("log"):
+            driver = self._instance(row)
+            assert isinstance(driver, LogDriver)
+            log_drivers[row.name] = driver
+        setups = {
+            row.qualified_name: DriverSetup(
+                module=row.plugin.module.partition(":")[0],
+                config=row.context.config.model_dump(mode="json"),
+                state_dir=str(row.context.state_dir),
+                run_dir=str(row.context.run_dir),
+                scratch_dir=str(row.context.scratch_dir),
+            )
+            for row in self._usable("runtime") + self._usable("log")
+            if row.context is not None
+        }
+        runtimes = {row.name for row in self._usable("runtime")}
+        if settings.default_runtime not in runtimes:
+            logger.warning(
+                "runtime {!r} is not usable (see plugin ls): containers cannot start",
+                settings.default_runtime,
+            )
+        if settings.log_driver not in log_drivers:
+            raise ConfigError(
+                f"log driver {settings.log_driver!r} is not usable "
+                f"(usable: {', '.join(sorted(log_drivers)) or 'none'})"
+            )
+        supervisor = None
+        if runtimes:
+            supervisor = SupervisorClient(
+                settings.exec_root / "supervisor",
+                setups,
+                idle_timeout=settings.supervisor_idle_timeout,
+                on_event=lambda event: self._containers().on_supervisor_event(event),
+                on_connect=lambda snapshot: self._containers().reconcile(snapshot),
+            )
+        self.containers = ContainerService(
+            settings.data_root / "containers",
+            images=self.images,
+            storage=storage,
+            volumes=self.volumes,
+            log_drivers=log_drivers,
+            runtimes=runtimes,
+            supervisor=supervisor,
+            emit=self.emit,
+            cgroup_parent=settings.cgroup_parent,
+            default_runtime=settings.default_runtime,
+            default_log_driver=settings.log_driver,
+            default_stop_timeout=settings.stop_timeout,
+        )
+        self.execs = ExecService(self.containers)
+        self.containers.load()
+        self.volumes.load()
+
+    def _containers(self) -> ContainerService:
+        assert self.containers is not None
+        return self.containers
 
     def _take_roots(self) -> None:
         for root, mode in ((self.settings.data_root, 0o711), (self.settings.exec_root, 0o700)):
@@ -139,6 +237,25 @@ class Daemon:
             tmp.replace(path)
             return engine_id
 
+    @contextmanager
+    def long_lived(self) -> Iterator[None]:
+        """Mark the running request as one that lasts (``wait``, ``attach``, ``logs -f``):
+        :meth:`end_long_lived` ends it when the daemon stops, instead of the daemon waiting
+        for it."""
+        task = asyncio.current_task()
+        if task is None:
+            yield
+            return
+        self._long_lived.add(task)
+        try:
+            yield
+        finally:
+            self._long_lived.discard(task)
+
+    def end_long_lived(self) -> None:
+        for task in self._long_lived:
+            task.cancel()
+
     def emit(self, type_: str, action: str, actor_id: str, **attributes: str) -> Event:
         """Record an event and tell subscribers and ``pydockerd_event`` plugins."""
         event = Event(type=type_, action=action, actor_id=actor_id, attributes=attributes)
@@ -151,6 +268,10 @@ class Daemon:
     async def close(self) -> None:
         """End event streams, wait for plugins' pending event calls, release the roots."""
         await self.events.close()
+        if self.containers is not None:
+            await self.containers.close()
+        if self.volumes is not None:
+            self.volumes.close()
         if self.images is not None:
             self.images.close()
         if self.storage_driver is not None:

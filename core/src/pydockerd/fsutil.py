@@ -6,11 +6,15 @@ import os
 import re
 import shutil
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from pydockerd.errors import InvalidParameter
 
-__all__ = ["check_layer_id", "directory_size", "remove_tree"]
+__all__ = ["check_layer_id", "chroot_resolve", "directory_size", "remove_tree", "resolve_in_root"]
+
+MAX_SYMLINKS = 40
+"""Symlinks followed in one path before giving up (Linux's limit)."""
 
 _LAYER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
@@ -53,3 +57,51 @@ def remove_tree(path: Path) -> None:
         pass
     except NotADirectoryError:
         path.unlink(missing_ok=True)
+
+
+def chroot_resolve(
+    parts: list[str], lstat: Callable[[str], os.stat_result], readlink: Callable[[str], str]
+) -> list[str]:
+    """Resolve a path as a chroot would: symlinks are followed, an absolute target starts
+    again at the root and ``..`` stops there. ``lstat`` and ``readlink`` take a path relative
+    to the root. Returns the real components (none a symlink; missing ones kept as given).
+
+    :raises InvalidParameter: more than :data:`MAX_SYMLINKS` symlinks.
+    """
+    resolved: list[str] = []
+    pending = list(reversed(parts))
+    followed = 0
+    while pending:
+        part = pending.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        path = "/".join([*resolved, part])
+        try:
+            st = lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            resolved.append(part)
+            continue
+        if not stat.S_ISLNK(st.st_mode):
+            resolved.append(part)
+            continue
+        followed += 1
+        if followed > MAX_SYMLINKS:
+            raise InvalidParameter(f"too many levels of symbolic links in {'/'.join(parts)}")
+        target = readlink(path)
+        if target.startswith("/"):
+            resolved = []
+        pending.extend(reversed(target.split("/")))
+    return resolved
+
+
+def resolve_in_root(root: Path, path: str) -> Path:
+    """``path`` inside the tree ``root`` as a process chrooted there sees it (see
+    :func:`chroot_resolve`): never a path outside ``root``, whatever symlinks it holds."""
+    parts = chroot_resolve(
+        path.split("/"), lambda p: (root / p).lstat(), lambda p: str((root / p).readlink())
+    )
+    return root.joinpath(*parts)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         RouteRegistry,
         Runtime,
         StorageDriver,
+        VolumeDriver,
     )
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
@@ -91,6 +92,16 @@ def pydockerd_register_log_drivers(registry: DriverRegistry[LogDriver]) -> None:
     """Registration: add log driver classes with ``registry.add(LogDriverClass)``.
 
     :param registry: the log drivers registered so far.
+
+    Called once at start-up, before any driver is probed.
+    """
+
+
+@hookspec
+def pydockerd_register_volume_drivers(registry: DriverRegistry[VolumeDriver]) -> None:
+    """Registration: add volume driver classes with ``registry.add(VolumeDriverClass)``.
+
+    :param registry: the volume drivers registered so far.
 
     Called once at start-up, before any driver is probed.
     """

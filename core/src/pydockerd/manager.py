@@ -28,7 +28,7 @@ from loguru import logger
 from pydantic import ValidationError
 
 from pydockerd import hookspecs
-from pydockerd.errors import ConfigError, DriverNotSupported
+from pydockerd.errors import ConfigError, DriverNotSupported, PluginLoadError
 from pydockerd.plugin import (
     PROJECT_NAME,
     Driver,
@@ -40,9 +40,17 @@ from pydockerd.plugin import (
     RouteRegistry,
     Runtime,
     StorageDriver,
+    VolumeDriver,
 )
 
-__all__ = ["ComponentStatus", "PluginManager", "PluginRecord", "Status"]
+__all__ = [
+    "ComponentStatus",
+    "PluginManager",
+    "PluginRecord",
+    "Status",
+    "driver_registry_of",
+    "load_driver_class",
+]
 
 Status = Literal["ok", "skip", "error", "disabled"]
 
@@ -55,7 +63,35 @@ _REGISTRATION_HOOKS: dict[str, type[Driver]] = {
     "pydockerd_register_registry_transports": RegistryTransport,
     "pydockerd_register_runtimes": Runtime,
     "pydockerd_register_log_drivers": LogDriver,
+    "pydockerd_register_volume_drivers": VolumeDriver,
 }
+
+
+def driver_registry_of(module: object, base: type[Driver]) -> DriverRegistry[Any]:
+    """Run the registration hook for ``base``'s kind that ``module`` implements (if any)
+    into a fresh registry: what one plugin registers of one kind."""
+    registry: DriverRegistry[Any] = DriverRegistry(base)
+    hook = next(name for name, kind_base in _REGISTRATION_HOOKS.items() if kind_base is base)
+    implementation = getattr(module, hook, None)
+    if implementation is not None:
+        implementation(registry=registry)
+    return registry
+
+
+def load_driver_class(module_name: str, base: type[Driver], name: str) -> type[Driver]:
+    """The driver ``name`` of ``base``'s kind that the plugin module ``module_name``
+    registers: how a process other than the daemon (the supervisor) gets a driver the
+    daemon chose, without loading every plugin.
+
+    :raises PluginLoadError: the module does not import, or does not register ``name``.
+    """
+    try:
+        module = importlib.import_module(module_name)
+        return driver_registry_of(module, base).get(name)
+    except Exception as e:
+        raise PluginLoadError(
+            f"cannot load {base.kind} driver {name!r} from {module_name}: {e}"
+        ) from e
 
 
 @dataclass

@@ -21,10 +21,11 @@ handed to the daemon by a registration hook::
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Generic, TypeVar
@@ -55,17 +56,37 @@ from pydockerd.errors import (
 )
 from pydockerd.fsutil import check_layer_id, directory_size, remove_tree
 from pydockerd.mounts import MNT_DETACH, Mount, mount, mount_overlay, mounted, unmount
+from pydockerd.spec import (
+    ALL_CAPABILITIES,
+    DEFAULT_CAPABILITIES,
+    DEFAULT_MASKED_PATHS,
+    DEFAULT_READONLY_PATHS,
+    ContainerSpec,
+    Device,
+    MountSpec,
+    ProcessSpec,
+    Resources,
+    ResourceStats,
+    StartError,
+    Stdio,
+)
 
 if TYPE_CHECKING:
     from aiohttp import web
     from loguru import Logger
 
 __all__ = [
+    "ALL_CAPABILITIES",
+    "DEFAULT_CAPABILITIES",
+    "DEFAULT_MASKED_PATHS",
+    "DEFAULT_READONLY_PATHS",
     "MNT_DETACH",
     "PROJECT_NAME",
     "AuthzDecision",
     "AuthzRequest",
     "Conflict",
+    "ContainerSpec",
+    "Device",
     "Driver",
     "DriverConfig",
     "DriverContext",
@@ -74,22 +95,34 @@ __all__ = [
     "Event",
     "Forbidden",
     "InvalidParameter",
+    "LogContext",
     "LogDriver",
+    "LogQuery",
+    "LogRecord",
+    "LogWriter",
     "Mount",
+    "MountSpec",
     "NetworkDriver",
     "NotFound",
     "NotImplementedByDaemon",
     "NotModified",
     "PeerCredentials",
     "PluginLoadError",
+    "ProcessSpec",
     "PydockerdError",
     "RegistryTransport",
+    "ResourceStats",
+    "Resources",
     "RouteRegistry",
     "Runtime",
+    "StartError",
+    "Stdio",
     "StorageDriver",
     "SystemError",
     "Unauthorized",
     "Unavailable",
+    "VolumeDriver",
+    "VolumeInfo",
     "apply_layer",
     "check_layer_id",
     "decompressed",
@@ -158,7 +191,8 @@ class Driver(ABC):
     """
 
     kind: ClassVar[str]
-    """The driver kind: ``storage``, ``network``, ``registry``, ``runtime`` or ``log``."""
+    """The driver kind: ``storage``, ``network``, ``registry``, ``runtime``, ``log`` or
+    ``volume``."""
     interface: ClassVar[str]
     """The versioned interface the driver implements, e.g. ``pydockerd.storage.v1``."""
     name: ClassVar[str]
@@ -280,17 +314,245 @@ class RegistryTransport(Driver):
 
 
 class Runtime(Driver):
-    """Creates and runs container processes (``native``)."""
+    """Creates and runs container processes (``native``).
+
+    A runtime works in the **supervisor**, the process that holds containers while the
+    daemon restarts, not in the daemon: the supervisor makes one instance per runtime name
+    (with the context and ``[plugins."runtime.<name>"]`` config the daemon would give it)
+    and calls it for every container that names it. The daemon only probes the class.
+
+    Rules every runtime keeps:
+
+    - every pid it returns is a **child of the calling process**: the supervisor reaps it
+      and keeps its exit status, so a container's exit code is never lost;
+    - methods run on the supervisor's main thread, in its event loop; a runtime that forks
+      does it there, never in a worker thread (a child's parent-death signal follows the
+      thread that forked it);
+    - a container's processes die with the supervisor (parent-death signal), so none can
+      run on that nobody can see.
+
+    Errors: :class:`StartError` when a process cannot be started (its text is shown to the
+    user; see there for the words clients look for), :class:`NotFound` for an unknown
+    container, :class:`SystemError` when the host fails.
+    """
 
     kind = "runtime"
     interface = "pydockerd.runtime.v1"
 
+    @abstractmethod
+    async def create(self, spec: ContainerSpec, stdio: Stdio) -> int:
+        """Create the container: its namespaces, its cgroup with ``spec.resources``, its root
+        filesystem and mounts, and its first process, held just before ``execve`` of
+        ``spec.process.args`` (the program has been found, so a missing one fails here).
+
+        :returns: the first process's pid, as the supervisor sees it.
+        :raises StartError: the container cannot be set up; nothing of it is left.
+        """
+
+    @abstractmethod
+    async def start(self, container_id: str) -> None:
+        """Let the process :meth:`create` made run its program.
+
+        :raises StartError: ``execve`` failed; the process has exited (127 or 126).
+        """
+
+    @abstractmethod
+    async def exec(self, container_id: str, process: ProcessSpec, stdio: Stdio) -> int:
+        """Run another process inside the running container (its namespaces, cgroup and
+        root); its pid, once it has started its program.
+
+        :raises StartError: it could not be started.
+        """
+
+    @abstractmethod
+    async def kill(self, container_id: str, signal: int, *, all_processes: bool = False) -> None:
+        """Send ``signal`` to the container's first process, or to every one of its
+        processes with ``all_processes``. A container with no process left is not an error."""
+
+    @abstractmethod
+    async def pause(self, container_id: str) -> None:
+        """Freeze every process of the container (cgroup freezer)."""
+
+    @abstractmethod
+    async def resume(self, container_id: str) -> None:
+        """Thaw what :meth:`pause` froze."""
+
+    @abstractmethod
+    async def stats(self, container_id: str) -> ResourceStats:
+        """The container's cgroup counters now."""
+
+    @abstractmethod
+    async def processes(self, container_id: str) -> list[int]:
+        """The pids (as the supervisor sees them) of every process in the container."""
+
+    @abstractmethod
+    async def oom_killed(self, container_id: str) -> bool:
+        """Whether the kernel's OOM killer ended a process of the container since
+        :meth:`create`."""
+
+    @abstractmethod
+    async def delete(self, container_id: str) -> None:
+        """Release what :meth:`create` made (its cgroup), killing any process still in it.
+        Deleting an unknown or already deleted container is not an error: the supervisor
+        also calls this for containers a previous supervisor left behind."""
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One piece of a container's output: a line with its ``\\n``, or the rest of the
+    stream when it ended without one (``partial``)."""
+
+    stream: str
+    """``stdout`` or ``stderr`` (with a terminal, everything is ``stdout``)."""
+    line: bytes
+    time_nano: int
+    partial: bool = False
+
+
+@dataclass(frozen=True)
+class LogContext:
+    """The container whose output a log driver writes or reads.
+
+    :ivar log_dir: the container's own directory under the data-root, where a driver that
+        keeps files keeps them; it is removed with the container.
+    :ivar options: ``--log-opt`` values, after :meth:`LogDriver.validate_options`.
+    """
+
+    container_id: str
+    container_name: str
+    image_name: str
+    log_dir: Path
+    options: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """What ``docker logs`` asks for: the window, how many of the last lines, and whether to
+    follow."""
+
+    since_nano: int | None = None
+    until_nano: int | None = None
+    tail: int | None = None
+    """The last ``tail`` records only; ``None`` for all."""
+    follow: bool = False
+
+
+class LogWriter(ABC):
+    """Writes one container's output; made by :meth:`LogDriver.writer` in the supervisor."""
+
+    @abstractmethod
+    def write(self, record: LogRecord) -> None:
+        """Store ``record``. Called in the supervisor's event loop: return quickly."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """The container's streams have ended: flush and release."""
+
 
 class LogDriver(Driver):
-    """Stores and reads back container output (``json-file``)."""
+    """Stores container output and reads it back (``json-file``, ``none``).
+
+    The writing side runs in the supervisor (output keeps being stored while the daemon is
+    down), the reading side in the daemon; both make their own instance.
+    """
 
     kind = "log"
     interface = "pydockerd.log.v1"
+    readable: ClassVar[bool] = True
+    """Whether ``docker logs`` can read what this driver stores."""
+
+    def validate_options(self, options: Mapping[str, str]) -> None:
+        """Check ``--log-opt`` values for a new container.
+
+        :raises InvalidParameter: an option the driver does not know, or a bad value
+            (Docker's ``unknown log opt 'x' for json-file log driver``).
+        """
+        if options:
+            raise InvalidParameter(
+                f"unknown log opt '{sorted(options)[0]}' for {self.name} log driver"
+            )
+
+    @abstractmethod
+    def writer(self, context: LogContext) -> LogWriter:
+        """A writer for the container's output (in the supervisor)."""
+
+    @abstractmethod
+    def read(
+        self, context: LogContext, query: LogQuery, stopped: asyncio.Event
+    ) -> AsyncIterator[LogRecord]:
+        """The stored records that match ``query``, oldest first (in the daemon).
+
+        With ``query.follow`` the iterator goes on yielding records as they are written,
+        until ``stopped`` is set (the container stopped); it then yields what was written
+        up to that moment and ends.
+
+        :raises NotImplementedByDaemon: the driver does not read back (``readable`` false).
+        """
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    """A volume as its driver reports it."""
+
+    name: str
+    mountpoint: Path
+    """Where the volume's data is on the host (``Mountpoint`` of ``volume inspect``)."""
+    status: Mapping[str, Any] = field(default_factory=dict)
+    """Driver-specific facts (``Status`` of ``volume inspect``)."""
+
+
+class VolumeDriver(Driver):
+    """Provides named volumes (``local``).
+
+    The daemon keeps each volume's metadata (labels, options, creation time, which
+    containers use it); the driver keeps its data. A volume's name is safe as one path
+    component (``[a-zA-Z0-9][a-zA-Z0-9_.-]+``).
+    """
+
+    kind = "volume"
+    interface = "pydockerd.volume.v1"
+    scope: ClassVar[str] = "local"
+    """``local`` or ``global``: ``Scope`` of ``volume inspect``."""
+
+    @abstractmethod
+    async def create(self, name: str, options: Mapping[str, str]) -> VolumeInfo:
+        """Create the volume ``name`` with driver ``options`` (``-o``).
+
+        :raises InvalidParameter: an unknown or bad option.
+        :raises Conflict: the volume exists already.
+        """
+
+    @abstractmethod
+    async def remove(self, name: str) -> None:
+        """Delete the volume and its data; a volume that does not exist is not an error."""
+
+    @abstractmethod
+    async def mount(self, name: str, container_id: str) -> Path:
+        """Make the volume's data available for ``container_id``; the host path to bind
+        into the container. Calls are per container; each has an :meth:`unmount`.
+
+        :raises NotFound: no such volume.
+        """
+
+    @abstractmethod
+    async def unmount(self, name: str, container_id: str) -> None:
+        """``container_id`` no longer uses the volume."""
+
+    @abstractmethod
+    def get(self, name: str) -> VolumeInfo:
+        """The volume ``name``.
+
+        :raises NotFound: no such volume.
+        """
+
+    @abstractmethod
+    def names(self) -> list[str]:
+        """Every volume the driver holds."""
+
+    async def usage(self, name: str) -> int:
+        """Bytes the volume's data takes; -1 when the driver cannot tell."""
+        return -1
 
 
 D = TypeVar("D", bound=Driver)

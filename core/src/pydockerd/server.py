@@ -248,6 +248,7 @@ class Server:
             sd_notify("STOPPING=1")
         finally:
             await self.daemon.events.close()
+            self.daemon.end_long_lived()
             await runner.cleanup()
             for path in sockets:
                 with contextlib.suppress(FileNotFoundError):

@@ -80,6 +80,21 @@ class DaemonSettings(BaseSettings):
         "",
         description='storage driver by name ("overlay", "vfs"); empty: chosen by the daemon',
     )
+    default_runtime: str = Field(
+        "native", description="runtime of containers that name none (HostConfig.Runtime)"
+    )
+    log_driver: str = Field(
+        "json-file", description="log driver of containers that name none (--log-driver)"
+    )
+    cgroup_parent: str = Field(
+        "pydockerd", description="cgroup under which each container gets its own (<parent>/<id>)"
+    )
+    stop_timeout: int = Field(
+        10, ge=-1, description="seconds stop waits before SIGKILL, unless the container says"
+    )
+    supervisor_idle_timeout: float = Field(
+        60.0, ge=0, description="seconds the supervisor lingers with no container before it exits"
+    )
     group: str = Field(
         "pydockerd",
         description="group owning the unix socket (mode 0660); root if it does not exist",

@@ -44,6 +44,7 @@ _INFO_PLUGIN_KEYS = {
     "storage": "Storage",
     "runtime": "Runtime",
     "registry": "Registry",
+    "volume": "Volume",
 }
 
 
@@ -91,7 +92,7 @@ async def version(request: web.Request) -> web.StreamResponse:
 
 
 def _plugins_by_kind(daemon: Daemon) -> dict[str, list[str]]:
-    by_kind: dict[str, list[str]] = {"Volume": [], "Authorization": []}
+    by_kind: dict[str, list[str]] = {"Authorization": []}
     by_kind.update({key: [] for key in _INFO_PLUGIN_KEYS.values()})
     for row in daemon.manager.components:
         if row.kind in _INFO_PLUGIN_KEYS and row.status == "ok":

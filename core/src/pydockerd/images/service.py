@@ -93,6 +93,9 @@ class ImageService:
         """``image ID -> [(container ID, running), ...]``; set by the container service."""
         self.layers_in_use_by_containers: Callable[[], set[str]] = set
         """Storage-driver layer IDs containers own; set by the container service."""
+        self.chains_in_use_by_containers: Callable[[], set[str]] = set
+        """Chain IDs of the image layers containers stand on (kept even when their image is
+        deleted); set by the container service."""
 
     def close(self) -> None:
         self.store.close()
@@ -104,7 +107,7 @@ class ImageService:
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir(mode=0o700)
         self.content.clean_ingest()
-        used = self.store.layers_in_use()
+        used = self.store.layers_in_use() | self.chains_in_use_by_containers()
         layers = self.store.layers()
         parents = {layer.parent for layer in layers}
         removed = True
@@ -501,7 +504,7 @@ class ImageService:
             self.store.delete_image(db, image.id)
         records.append({"Deleted": image.id})
         self.emit("image", "delete", image.id, name=image.id)
-        used = self.store.layers_in_use()
+        used = self.store.layers_in_use() | self.chains_in_use_by_containers()
         for layer in reversed(chain):
             if layer.chain_id in used:
                 break

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from loguru import logger
 
+from pydockerd.manager import driver_registry_of
 from pydockerd.plugin import (
     PROJECT_NAME,
     Driver,
@@ -24,14 +25,6 @@ __all__ = ["driver_context", "probe_as_user", "register_from_entry_point"]
 
 D = TypeVar("D", bound=Driver)
 
-_HOOK_BY_KIND = {
-    "storage": "pydockerd_register_storage_drivers",
-    "network": "pydockerd_register_network_drivers",
-    "registry": "pydockerd_register_registry_transports",
-    "runtime": "pydockerd_register_runtimes",
-    "log": "pydockerd_register_log_drivers",
-}
-
 
 def register_from_entry_point(entry_point: str, base: type[D]) -> DriverRegistry[D]:
     """Load the installed plugin ``entry_point`` (group ``pydockerd``) and run its
@@ -39,8 +32,7 @@ def register_from_entry_point(entry_point: str, base: type[D]) -> DriverRegistry
     (ep,) = [
         e for e in importlib.metadata.entry_points(group=PROJECT_NAME) if e.name == entry_point
     ]
-    registry: DriverRegistry[D] = DriverRegistry(base)
-    getattr(ep.load(), _HOOK_BY_KIND[base.kind])(registry=registry)
+    registry: DriverRegistry[D] = driver_registry_of(ep.load(), base)
     return registry
 
 

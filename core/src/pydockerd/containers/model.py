@@ -1,0 +1,321 @@
+"""A container as the daemon keeps it, on disk and in the Engine API's shapes.
+
+Each container lives in ``<data-root>/containers/<id>/``: ``container.json`` (this model,
+rewritten atomically on every change), its log files, ``hosts``, ``hostname``,
+``resolv.conf``, and ``exit.json`` (written by the supervisor when its process ends).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydockerd.containers.config import MountPoint, RestartPolicy, restart_policy
+
+__all__ = [
+    "ZERO_TIME",
+    "Container",
+    "State",
+    "rfc3339_nano",
+    "status_line",
+    "write_json_atomically",
+]
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+"""Go's zero time, which Docker shows for times that never happened."""
+
+
+def rfc3339_nano(nanos: int) -> str:
+    """``2025-01-02T03:04:05.123456789Z``, as Go formats ``time.RFC3339Nano`` in UTC
+    (trailing zeros of the fraction dropped)."""
+    seconds, fraction = divmod(nanos, 1_000_000_000)
+    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    digits = f"{fraction:09d}".rstrip("0")
+    return f"{stamp}.{digits}Z" if digits else f"{stamp}Z"
+
+
+def parse_rfc3339(text: str) -> float:
+    """Seconds since the epoch of an RFC 3339 time (``0`` for Go's zero time)."""
+    if not text or text.startswith("0001-"):
+        return 0.0
+    head, _, rest = text.partition(".")
+    fraction = rest.rstrip("Z").split("+")[0].split("-")[0] if rest else ""
+    moment = datetime.fromisoformat(head.rstrip("Z") + "+00:00")
+    return moment.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)
+
+
+def write_json_atomically(path: Path, data: Any) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w") as f:
+        json.dump(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+@dataclass
+class State:
+    """``State`` of inspect. ``status`` is one of created, running, paused, restarting,
+    removing, exited, dead."""
+
+    status: str = "created"
+    pid: int = 0
+    exit_code: int = 0
+    error: str = ""
+    started_at: str = ZERO_TIME
+    finished_at: str = ZERO_TIME
+    oom_killed: bool = False
+
+    @property
+    def running(self) -> bool:
+        """Running as Docker counts it: a paused or restarting container is running too."""
+        return self.status in ("running", "paused", "restarting")
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "Status": self.status,
+            "Running": self.status in ("running", "paused"),
+            "Paused": self.status == "paused",
+            "Restarting": self.status == "restarting",
+            "OOMKilled": self.oom_killed,
+            "Dead": self.status == "dead",
+            "Pid": self.pid if self.status in ("running", "paused") else 0,
+            "ExitCode": self.exit_code,
+            "Error": self.error,
+            "StartedAt": self.started_at,
+            "FinishedAt": self.finished_at,
+        }
+
+
+@dataclass
+class Container:
+    """One container: what it was created with, and where it stands."""
+
+    id: str
+    name: str
+    created: str
+    image_id: str
+    image: str
+    """The image as the create request named it (``busybox``), for ``ps`` and events."""
+    config: dict[str, Any]
+    host_config: dict[str, Any]
+    path: str
+    args: list[str]
+    directory: Path
+    storage_driver: str
+    runtime: str
+    log_driver: str
+    log_options: dict[str, str] = field(default_factory=dict)
+    mounts: list[MountPoint] = field(default_factory=list)
+    networking_config: dict[str, Any] = field(default_factory=dict)
+    state: State = field(default_factory=State)
+    restart_count: int = 0
+    manually_stopped: bool = False
+
+    # -- persistence ----------------------------------------------------------------
+
+    @property
+    def file(self) -> Path:
+        return self.directory / "container.json"
+
+    @property
+    def exit_file(self) -> Path:
+        return self.directory / "exit.json"
+
+    @property
+    def log_path(self) -> str:
+        return str(self.directory / f"{self.id}-json.log") if self.log_driver == "json-file" else ""
+
+    def save(self) -> None:
+        body = asdict(self)
+        body["directory"] = str(self.directory)
+        body["mounts"] = [m.to_dict() for m in self.mounts]
+        write_json_atomically(self.file, body)
+
+    @classmethod
+    def load(cls, path: Path) -> Container:
+        data = json.loads(path.read_text())
+        data["directory"] = path.parent
+        data["state"] = State(**data["state"])
+        data["mounts"] = [MountPoint.from_dict(m) for m in data.get("mounts", [])]
+        return cls(**data)
+
+    # -- derived --------------------------------------------------------------------
+
+    @property
+    def restart_policy(self) -> RestartPolicy:
+        return restart_policy(self.host_config)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.config.get("Labels") or {})
+
+    @property
+    def tty(self) -> bool:
+        return bool(self.config.get("Tty"))
+
+    def event_attributes(self, **extra: str) -> dict[str, str]:
+        """What Docker puts in a container event: its labels, image and name."""
+        return {**self.labels, "image": self.image, "name": self.name, **extra}
+
+    def command_line(self) -> str:
+        """``Command`` of ``ps``: the program and its arguments, space-separated."""
+        return " ".join([self.path, *self.args])
+
+    # -- Engine API shapes ------------------------------------------------------------
+
+    def inspect(self, graph_driver: dict[str, str], size: tuple[int, int] | None) -> dict[str, Any]:
+        """``GET /containers/{id}/json``."""
+        body: dict[str, Any] = {
+            "Id": self.id,
+            "Created": self.created,
+            "Path": self.path,
+            "Args": self.args,
+            "State": self.state.to_api(),
+            "Image": self.image_id,
+            "ResolvConfPath": str(self.directory / "resolv.conf"),
+            "HostnamePath": str(self.directory / "hostname"),
+            "HostsPath": str(self.directory / "hosts"),
+            "LogPath": self.log_path,
+            "Name": f"/{self.name}",
+            "RestartCount": self.restart_count,
+            "Driver": self.storage_driver,
+            "Platform": "linux",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "",
+            "ExecIDs": None,
+            "HostConfig": {
+                **self.host_config,
+                "LogConfig": {"Type": self.log_driver, "Config": self.log_options},
+                "Runtime": self.runtime,
+            },
+            "GraphDriver": {"Name": self.storage_driver, "Data": graph_driver or None},
+            "Mounts": [m.to_api() for m in self.mounts],
+            "Config": self.config,
+            "NetworkSettings": self.network_settings(),
+        }
+        if size is not None:
+            body["SizeRw"], body["SizeRootFs"] = size
+        return body
+
+    def network_settings(self) -> dict[str, Any]:
+        """``NetworkSettings``: until networks exist (issue 5), the network the container
+        asked for, with no address."""
+        mode = str(self.host_config.get("NetworkMode") or "bridge")
+        networks: dict[str, Any] = {}
+        if not mode.startswith("container:"):
+            networks[mode] = {
+                "IPAMConfig": None,
+                "Links": None,
+                "Aliases": None,
+                "MacAddress": "",
+                "NetworkID": "",
+                "EndpointID": "",
+                "Gateway": "",
+                "IPAddress": "",
+                "IPPrefixLen": 0,
+                "IPv6Gateway": "",
+                "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0,
+                "DriverOpts": None,
+                "DNSNames": None,
+            }
+        return {
+            "Bridge": "",
+            "SandboxID": "",
+            "SandboxKey": "",
+            "HairpinMode": False,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            "Ports": {},
+            "SecondaryIPAddresses": None,
+            "SecondaryIPv6Addresses": None,
+            "EndpointID": "",
+            "Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "IPAddress": "",
+            "IPPrefixLen": 0,
+            "IPv6Gateway": "",
+            "MacAddress": "",
+            "Networks": networks,
+        }
+
+    def summary(self, size: tuple[int, int] | None) -> dict[str, Any]:
+        """One item of ``GET /containers/json``."""
+        body: dict[str, Any] = {
+            "Id": self.id,
+            "Names": [f"/{self.name}"],
+            "Image": self.image,
+            "ImageID": self.image_id,
+            "Command": self.command_line(),
+            "Created": int(parse_rfc3339(self.created)),
+            "Ports": [],
+            "Labels": self.labels,
+            "State": self.state.status,
+            "Status": status_line(self.state),
+            "HostConfig": {"NetworkMode": self.host_config.get("NetworkMode", "bridge")},
+            "NetworkSettings": {"Networks": self.network_settings()["Networks"]},
+            "Mounts": [m.to_api() for m in self.mounts],
+        }
+        if size is not None:
+            body["SizeRw"], body["SizeRootFs"] = size
+        return body
+
+
+def human_duration(seconds: float) -> str:
+    """Go's ``units.HumanDuration``, which ``ps`` uses: ``Less than a second``,
+    ``5 seconds``, ``About a minute``, ``3 hours``, ``2 weeks``, ``3 months``..."""
+    if seconds < 1:
+        return "Less than a second"
+    if seconds < 2:
+        return "1 second"
+    if seconds < 60:
+        return f"{int(seconds)} seconds"
+    minutes = seconds / 60
+    if minutes < 2:
+        return "About a minute"
+    if minutes < 60:
+        return f"{int(minutes)} minutes"
+    hours = int(seconds / 3600 + 0.5)  # Go rounds the duration to the hour, halves up
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+def status_line(state: State, now: float | None = None) -> str:
+    """``Status`` of ``ps``: ``Up 2 seconds``, ``Exited (0) 3 seconds ago``, ``Created``..."""
+    now = time.time() if now is None else now
+    if state.status in ("running", "paused"):
+        line = f"Up {human_duration(now - parse_rfc3339(state.started_at))}"
+        return f"{line} (Paused)" if state.status == "paused" else line
+    if state.status == "restarting":
+        ago = human_duration(now - parse_rfc3339(state.finished_at))
+        return f"Restarting ({state.exit_code}) {ago} ago"
+    if state.status == "removing":
+        return "Removal In Progress"
+    if state.status == "dead":
+        return "Dead"
+    if state.status == "exited":
+        if parse_rfc3339(state.finished_at) == 0:
+            return (
+                "Created" if parse_rfc3339(state.started_at) == 0 else f"Exited ({state.exit_code})"
+            )
+        ago = human_duration(now - parse_rfc3339(state.finished_at))
+        return f"Exited ({state.exit_code}) {ago} ago"
+    return "Created"

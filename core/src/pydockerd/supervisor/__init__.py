@@ -1,0 +1,1 @@
+"""The supervisor: the process that holds containers while the daemon restarts."""
