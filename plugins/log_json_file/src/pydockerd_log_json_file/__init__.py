@@ -1,0 +1,1 @@
+"""pydockerd log driver: json-file, with bounded rotation."""
