@@ -14,7 +14,7 @@ child exits; its end-of-file without an error means ``execve`` succeeded.
 """
 
 # str paths and os calls only: this runs in the forked child:
-# ruff: noqa: PTH102, PTH108, PTH112, PTH116, PTH120, PTH211
+# ruff: noqa: PTH102, PTH108, PTH112, PTH115, PTH116, PTH120, PTH211
 
 from __future__ import annotations
 
@@ -321,11 +321,16 @@ def _dev_links(root: str) -> None:
 
 
 def _console(root: str, terminal: int) -> None:
-    """Bind the pty slave on ``/dev/console``."""
+    """Bind the pty slave on ``/dev/console``. The bind's source is the slave's path, which
+    names this mount namespace's copy of its devpts (the descriptor names the
+    supervisor's, which the kernel refuses to bind from)."""
     try:
+        source = os.readlink(f"/proc/self/fd/{terminal}")
+        if os.stat(source).st_rdev != os.fstat(terminal).st_rdev:
+            raise OSError(errno.ENODEV, "the terminal is not in this mount namespace", source)
         console = secure_join(root, "/dev/console")
         make_mount_point(root, console, file=True)
-        sc.mount(f"/proc/self/fd/{terminal}", console, None, sc.MS_BIND)
+        sc.mount(source, console, None, sc.MS_BIND)
     except OSError as e:
         raise _failed("mount the terminal on /dev/console", e) from None
 
