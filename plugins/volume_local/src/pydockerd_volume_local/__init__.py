@@ -1,0 +1,1 @@
+"""pydockerd volume driver: local (directories under the data-root, or mounts by options)."""
