@@ -8,8 +8,6 @@ import dataclasses
 import gzip
 import importlib.metadata
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -24,8 +22,10 @@ from pydockerd.testing.logs import (
     Follower,
     assert_same,
     collect,
+    follow_while_writing,
     make_log_driver,
     records,
+    short_directory,
     write_all,
 )
 from pydockerd_log_json_file.driver import JsonFileConfig, JsonFileDriver, log_path
@@ -36,11 +36,8 @@ CONTAINER_ID = "4f9a" + "0" * 60
 
 @pytest.fixture
 def base() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="pdj-", dir="/tmp"))
-    try:
+    with short_directory("pdj-") as path:
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
@@ -88,7 +85,7 @@ def test_the_entry_point_registers_the_driver() -> None:
     (ep,) = [e for e in importlib.metadata.entry_points(group="pydockerd") if e.name == "json-file"]
     assert ep.dist is not None
     assert ep.dist.name == "pydockerd-log-json-file"
-    registry = register_from_entry_point("json-file", LogDriver)
+    registry = register_from_entry_point("json-file", LogDriver)  # type: ignore[type-abstract]
     assert registry.get("json-file") is JsonFileDriver
     assert JsonFileDriver.qualified_name() == "log.json-file"
     assert JsonFileDriver.readable
@@ -321,14 +318,8 @@ async def test_stopped_right_after_the_last_write_loses_nothing(
     base: Path, driver: JsonFileDriver
 ) -> None:
     context = make_context(base, {"max-size": "3k", "max-file": "40", "compress": "true"})
-    follower = Follower(driver, context, LogQuery(follow=True))
-    await asyncio.sleep(0.1)
     written = records(1000)
-    await write_all(driver, context, written)
-    try:
-        got = await follower.stop()
-    finally:
-        follower.cancel()
+    got = await follow_while_writing(driver, context, LogQuery(follow=True), written)
     assert_same(got, written, "everything written before stopped")
 
 
@@ -454,7 +445,7 @@ def test_configuration() -> None:
         ({"rotate": True}, "Extra inputs are not permitted"),
     ):
         with pytest.raises(ValidationError, match=message):
-            JsonFileConfig(**bad)  # type: ignore[arg-type]
+            JsonFileConfig(**bad)
 
 
 async def test_unlimited_never_rotates(base: Path) -> None:

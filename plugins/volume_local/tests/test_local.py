@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from pydockerd.plugin import (
 )
 from pydockerd.testing.drivers import driver_context, probe_as_user, register_from_entry_point
 from pydockerd.testing.storage import detach_mounts_under, mounts_under
-from pydockerd.testing.volumes import cleanup_volumes, make_volume_driver
+from pydockerd.testing.volumes import cleanup_volumes, make_volume_driver, mount_safe_directory
 from pydockerd_volume_local.driver import LocalDriver
 from pydockerd_volume_local.options import (
     MS_BIND,
@@ -45,14 +44,8 @@ NOBODY = 65534
 
 @pytest.fixture
 def base() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="pdlv-", dir="/tmp"))
-    path.chmod(0o755)
-    try:
+    with mount_safe_directory("pdlv-") as path:
         yield path
-    finally:
-        left = detach_mounts_under(path)
-        shutil.rmtree(path, ignore_errors=True)
-        assert not left, f"mounts were left behind: {left}"
 
 
 @pytest.fixture
@@ -272,12 +265,18 @@ async def test_a_tmpfs_volume(driver: LocalDriver, base: Path) -> None:
     assert list(info.mountpoint.iterdir()) == [], "the data went with the tmpfs"
 
 
+async def bound(driver: LocalDriver, name: str, host_dir: Path, options: str) -> Path:
+    """A volume ``name`` binding ``host_dir`` with ``o=options``, mounted for ``c1``."""
+    await driver.create(name, {"type": "none", "o": options, "device": str(host_dir)})
+    path = await driver.mount(name, "c1")
+    assert (path / "from-the-host").read_bytes() == b"host data\n"
+    return path
+
+
 @pytest.mark.privileged
 @needs_root
 async def test_a_bind_of_a_host_directory(driver: LocalDriver, host_dir: Path) -> None:
-    await driver.create("host", {"type": "none", "o": "bind", "device": str(host_dir)})
-    path = await driver.mount("host", "c1")
-    assert (path / "from-the-host").read_bytes() == b"host data\n"
+    path = await bound(driver, "host", host_dir, "bind")
     (path / "from-the-container").write_bytes(b"container data\n")
     assert (host_dir / "from-the-container").exists()
     await driver.unmount("host", "c1")
@@ -291,9 +290,7 @@ async def test_a_bind_of_a_host_directory(driver: LocalDriver, host_dir: Path) -
 @pytest.mark.privileged
 @needs_root
 async def test_a_read_only_bind(driver: LocalDriver, host_dir: Path) -> None:
-    await driver.create("ro", {"type": "none", "o": "bind,ro", "device": str(host_dir)})
-    path = await driver.mount("ro", "c1")
-    assert (path / "from-the-host").read_bytes() == b"host data\n"
+    path = await bound(driver, "ro", host_dir, "bind,ro")
     with pytest.raises(OSError, match="Read-only file system"):
         (path / "new").write_bytes(b"no")
     await driver.unmount("ro", "c1")

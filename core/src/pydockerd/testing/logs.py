@@ -45,6 +45,7 @@ What the suite checks:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import tempfile
 import time
@@ -65,8 +66,10 @@ __all__ = [
     "LogDriverSuite",
     "assert_same",
     "collect",
+    "follow_while_writing",
     "make_log_driver",
     "records",
+    "short_directory",
     "write_all",
 ]
 
@@ -84,6 +87,16 @@ SPECIAL_LINES = (
     "unicode: h\u00e9llo \u65e5\u672c \U0001f433 \u2028 \u2029\n".encode(),
     b"\n",
 )
+
+
+@contextlib.contextmanager
+def short_directory(prefix: str = "pdl-") -> Iterator[Path]:
+    """A fresh directory with a short path under /tmp, deleted afterwards."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def make_log_driver(
@@ -165,6 +178,20 @@ class Follower:
         self.task.cancel()
 
 
+async def follow_while_writing(
+    driver: LogDriver, context: LogContext, query: LogQuery, written: list[LogRecord]
+) -> list[LogRecord]:
+    """What a reader following with ``query`` yields when ``written`` is written once it
+    follows (:func:`write_all`) and it is stopped right after the writer's close."""
+    follower = Follower(driver, context, query)
+    try:
+        await asyncio.sleep(0.2)
+        await write_all(driver, context, written)
+        return await follower.stop()
+    finally:
+        follower.cancel()
+
+
 def _key(record: LogRecord) -> tuple[str, bytes, int, bool]:
     return (record.stream, record.line, record.time_nano, record.partial)
 
@@ -194,11 +221,8 @@ class LogDriverSuite:
     @pytest.fixture
     def suite_dir(self) -> Iterator[Path]:
         """A fresh directory with a short path under /tmp, deleted afterwards."""
-        path = Path(tempfile.mkdtemp(prefix="pdl-", dir="/tmp"))
-        try:
+        with short_directory() as path:
             yield path
-        finally:
-            shutil.rmtree(path, ignore_errors=True)
 
     @pytest.fixture
     def log_driver(self, suite_dir: Path) -> LogDriver:
@@ -350,14 +374,8 @@ class LogDriverSuite:
     async def test_follow_a_log_that_does_not_exist_yet(
         self, log_driver: LogDriver, context: LogContext
     ) -> None:
-        follower = Follower(log_driver, context, LogQuery(follow=True))
-        try:
-            await asyncio.sleep(0.2)
-            written = records(10)
-            await write_all(log_driver, context, written)
-            got = await follower.stop()
-        finally:
-            follower.cancel()
+        written = records(10)
+        got = await follow_while_writing(log_driver, context, LogQuery(follow=True), written)
         assert_same(got, written, "followed from nothing")
 
     @pytest.mark.usefixtures("readable")
@@ -365,14 +383,8 @@ class LogDriverSuite:
         self, log_driver: LogDriver, context: LogContext
     ) -> None:
         await write_all(log_driver, context, records(30))
-        follower = Follower(log_driver, context, LogQuery(tail=0, follow=True))
-        try:
-            await asyncio.sleep(0.2)
-            new = records(5, start=T0 + 100 * NS)
-            await write_all(log_driver, context, new)
-            got = await follower.stop()
-        finally:
-            follower.cancel()
+        new = records(5, start=T0 + 100 * NS)
+        got = await follow_while_writing(log_driver, context, LogQuery(tail=0, follow=True), new)
         assert_same(got, new, "tail 0, then followed")
 
     @pytest.mark.usefixtures("readable")

@@ -45,6 +45,7 @@ What the suite checks:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import tempfile
@@ -60,9 +61,23 @@ from pydockerd.plugin import DriverConfig, VolumeDriver, mounted
 from pydockerd.testing.drivers import driver_context
 from pydockerd.testing.storage import detach_mounts_under, mounts_under
 
-__all__ = ["VolumeDriverSuite", "cleanup_volumes", "make_volume_driver"]
+__all__ = ["VolumeDriverSuite", "cleanup_volumes", "make_volume_driver", "mount_safe_directory"]
 
 BAD_NAMES = ("..", ".", "a/b", "../escape", "/abs", "", "x")
+
+
+@contextlib.contextmanager
+def mount_safe_directory(prefix: str = "pdvol-") -> Iterator[Path]:
+    """A fresh directory with a short path under /tmp; every mount below it is detached and
+    it is deleted afterwards, whatever happened; a mount left is then a failure."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        left = detach_mounts_under(path)
+        shutil.rmtree(path, ignore_errors=True)
+        assert not left, f"mounts were left behind: {left}"
 
 
 def make_volume_driver(
@@ -111,16 +126,9 @@ class VolumeDriverSuite:
 
     @pytest.fixture
     def suite_dir(self) -> Iterator[Path]:
-        """A fresh directory with a short path under /tmp; every mount below it is detached
-        and it is deleted afterwards, whatever happened."""
-        path = Path(tempfile.mkdtemp(prefix="pdvol-", dir="/tmp"))
-        path.chmod(0o755)
-        try:
+        """See :func:`mount_safe_directory`."""
+        with mount_safe_directory() as path:
             yield path
-        finally:
-            left = detach_mounts_under(path)
-            shutil.rmtree(path, ignore_errors=True)
-            assert not left, f"mounts were left behind: {left}"
 
     @pytest.fixture
     async def volume_driver(self, suite_dir: Path) -> AsyncIterator[VolumeDriver]:
