@@ -323,6 +323,20 @@ async def test_stopped_right_after_the_last_write_loses_nothing(
     assert_same(got, written, "everything written before stopped")
 
 
+async def test_follow_from_between_a_rename_and_the_new_file(
+    base: Path, driver: JsonFileDriver
+) -> None:
+    """Only ``.1`` exists (the writer died mid-rotation): the follower shows it once, then
+    what the next writer writes."""
+    context = make_context(base, {"max-size": "1k", "max-file": "3"})
+    old = records(10)
+    await write_all(driver, context, old)
+    log_path(context).rename(log_path(context).with_name(log_path(context).name + ".1"))
+    new = records(5, start=T0 + 10 * NS)
+    got = await follow_while_writing(driver, context, LogQuery(follow=True), new)
+    assert_same(got, old + new, "each record once")
+
+
 def open_files() -> int:
     return len(os.listdir("/proc/self/fd"))  # noqa: PTH208 - a count
 

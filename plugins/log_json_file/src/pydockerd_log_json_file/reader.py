@@ -67,12 +67,20 @@ class LogReader:
         self._rotated: list[LogFile] = []
         self.cursor: Cursor | None = None
         """Where the current file has been read up to."""
+        self._anchor: tuple[int, bytes | None] | None = None
+        """Inode and last line of the newest rotated file read, when there was no current
+        file (opened between a rotation's rename and the new file): where following
+        resumes."""
 
     def open(self) -> None:
         """Open the log's files as they are now."""
         snapshot = files.open_snapshot(self.path)
         self._rotated = snapshot.rotated
-        self.cursor = Cursor(snapshot.current.fd) if snapshot.current else None
+        if snapshot.current is not None:
+            self.cursor = Cursor(snapshot.current.fd)
+        elif snapshot.rotated:
+            newest = snapshot.rotated[-1]
+            self._anchor = (os.fstat(newest.fd).st_ino, newest.last_line())
 
     def close(self) -> None:
         for file in self._rotated:
@@ -182,11 +190,13 @@ class LogReader:
         try:
             if snapshot.current is None:  # not there yet: look again next time
                 return lines
-            if self.cursor is None:
-                newer = snapshot.rotated
-            else:
+            if self.cursor is not None:
                 newer = snapshot.newer_than(self.cursor.inode, self.cursor.last_line)
                 os.close(self.cursor.fd)
+            elif self._anchor is not None:
+                newer = snapshot.newer_than(*self._anchor)
+            else:
+                newer = snapshot.rotated
             for file in newer:
                 lines += file.lines()
             self.cursor = Cursor(snapshot.current.fd)
