@@ -183,6 +183,20 @@ async def test_create_is_strict(driver: LocalDriver) -> None:
     await driver.create("once", {})
     with pytest.raises(Conflict, match="volume once already exists"):
         await driver.create("once", {"type": "tmpfs", "device": "tmpfs"})
+    (driver.context.state_dir / "stray").mkdir()
+    with pytest.raises(SystemError, match="exists and is not a volume"):
+        await driver.create("stray", {})
+
+
+@pytest.mark.privileged
+@needs_root
+async def test_a_damaged_users_record_is_ignored(driver: LocalDriver) -> None:
+    await driver.create("tmp", {"type": "tmpfs", "device": "tmpfs", "o": "size=1m"})
+    path = await driver.mount("tmp", "c1")
+    (driver.context.run_dir / "tmp.users").write_bytes(b"[not, json")
+    await driver.mount("tmp", "c2")
+    await driver.unmount("tmp", "c2")
+    assert not mounted(path), "c2 was the only user known"
 
 
 def test_mount_flags_as_moby_sys_mount_reads_them() -> None:

@@ -134,9 +134,12 @@ class LocalDriver(VolumeDriver):
         """The containers using the mounted volume ``name``, with how many mounts each."""
         try:
             stored = json.loads(self._users_file(name).read_bytes())
-        except (FileNotFoundError, ValueError):
+            return Counter({str(k): int(v) for k, v in stored.items() if int(v) > 0})
+        except FileNotFoundError:
             return Counter()
-        return Counter({str(k): int(v) for k, v in stored.items() if int(v) > 0})
+        except (ValueError, TypeError, AttributeError) as e:  # damaged: as if unknown
+            self.context.logger.warning(f"local: ignoring {self._users_file(name)}: {e}")
+            return Counter()
 
     def _save_users(self, name: str, users: Counter[str]) -> None:
         path = self._users_file(name)
@@ -167,8 +170,10 @@ class LocalDriver(VolumeDriver):
         root = self._root(name)
         mount_options = MountOptions.parse(options)
         async with self._lock(name):
-            if root.exists():
+            if self._exists(name):
                 raise Conflict(f"volume {name} already exists")
+            if root.exists():
+                raise SystemError(f"{root} exists and is not a volume (it has no {DATA})")
             await asyncio.to_thread(self._create, root, mount_options)
         return self.get(name)
 
@@ -182,7 +187,7 @@ class LocalDriver(VolumeDriver):
             if options.needs_mount:
                 (building / OPTIONS).write_bytes(options.to_json())
                 (building / OPTIONS).chmod(0o600)
-            os.rename(building, root)  # noqa: PTH104 - fails if ``root`` appeared meanwhile
+            os.rename(building, root)  # noqa: PTH104 - never over a non-empty ``root``
         except OSError as e:
             remove_tree(building)
             if root.exists():
