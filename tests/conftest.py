@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydockerd.testing.daemon import DaemonProcess, start_daemon
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -22,3 +24,21 @@ def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
     )
     return path
+
+
+def load_image(daemon: DaemonProcess, archive: Path) -> None:
+    """``docker load`` of ``archive`` into ``daemon``, through the API."""
+    status, _, body = daemon.request("POST", "/images/load?quiet=1", archive.read_bytes())
+    assert status == 200, body
+
+
+@pytest.fixture(scope="module")
+def engine(busybox_tar: Path) -> Iterator[DaemonProcess]:
+    """One daemon for a module's container tests, with ``busybox:latest`` loaded; removed
+    with everything it made (containers, mounts, cgroups) after the module."""
+    daemon = start_daemon()
+    try:
+        load_image(daemon, busybox_tar)
+        yield daemon
+    finally:
+        daemon.cleanup()

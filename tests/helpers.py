@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pty
+import select
 import shutil
+import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-__all__ = ["DOCKER", "docker", "free_port", "wait_for"]
+__all__ = ["DOCKER", "Terminal", "docker", "free_port", "leftovers", "wait_for"]
 
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 
@@ -36,3 +42,71 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+class Terminal:
+    """A command under a real pseudo-terminal, driven like a person would: wait for text,
+    type, and read its exit status."""
+
+    def __init__(self, argv: Sequence[str], env: dict[str, str], rows: int = 30, cols: int = 100):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # pragma: no cover - the child
+            os.execvpe(argv[0], list(argv), env)
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.output = b""
+        self.status: int | None = None
+
+    def expect(self, text: str, timeout: float = 15.0) -> str:
+        """Read until ``text`` appears; everything read so far, decoded."""
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self.output:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"timed out waiting for {text!r}; got {self.output[-500:]!r}")
+            ready, _, _ = select.select([self.fd], [], [], min(left, 0.2))
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    raise AssertionError(f"the terminal closed before {text!r}: {self.output!r}")
+                self.output += chunk
+        return self.output.decode(errors="replace")
+
+    def send(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+
+    def wait(self, timeout: float = 15.0) -> int:
+        """The command's exit status (it is killed after ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.fd], [], [], 0.1)
+            if ready:
+                with contextlib.suppress(OSError):
+                    self.output += os.read(self.fd, 4096)
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                os.close(self.fd)
+                self.status = os.waitstatus_to_exitcode(status)
+                return self.status
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+        os.close(self.fd)
+        raise AssertionError(f"the command did not end: {self.output[-500:]!r}")
+
+
+def leftovers(container_id: str, cgroup_parent: str) -> list[str]:
+    """What the host still holds of a removed container: mounts naming it, its cgroups,
+    processes in them. Empty when it left nothing."""
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        if container_id in line:
+            found.append(f"mount {line.split()[4]}")
+    for cgroup in Path("/sys/fs/cgroup").glob(f"*/{cgroup_parent}/{container_id}"):
+        found.append(f"cgroup {cgroup}")
+    return found

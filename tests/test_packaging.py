@@ -41,6 +41,9 @@ def test_every_member_is_a_distribution_with_its_own_pyproject() -> None:
         "pydockerd-storage-vfs",
         "pydockerd-network-bridge",
         "pydockerd-network-host",
+        "pydockerd-runtime-native",
+        "pydockerd-log-json-file",
+        "pydockerd-volume-local",
     }
 
 

@@ -134,7 +134,7 @@ async def test_a_version_too_old_is_400(api: MakeClient, version: str) -> None:
     [
         ("GET", "/nope"),
         ("GET", "/v1.47/nope"),
-        ("GET", "/v1.47/containers/json"),
+        ("GET", "/v1.47/swarm"),
         ("POST", "/info"),
         ("POST", "/v1.47/_ping"),
         ("DELETE", "/version"),
@@ -200,7 +200,7 @@ async def test_info(api: MakeClient, roots: Path) -> None:
     assert info["Plugins"]["Storage"] == ["overlay", "vfs"]
     assert info["Plugins"]["Network"] == ["bridge", "host"]
     assert info["Plugins"]["Authorization"] == []
-    assert info["Plugins"]["Volume"] == []
+    assert info["Plugins"]["Volume"] == ["local"]
     assert info["DockerRootDir"] == str(roots / "data")
     assert info["CgroupVersion"] == cgroup_version_from_mounts()
     assert info["KernelVersion"] == os.uname().release

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -17,12 +20,18 @@ from pydockerd.plugin import (
     AuthzRequest,
     DriverRegistry,
     Event,
+    LogContext,
     LogDriver,
+    LogQuery,
+    LogRecord,
+    LogWriter,
     NetworkDriver,
     RegistryTransport,
     RouteRegistry,
     Runtime,
     StorageDriver,
+    VolumeDriver,
+    VolumeInfo,
 )
 from pydockerd_storage_vfs.driver import VfsDriver
 
@@ -60,8 +69,44 @@ class SandboxRuntime(Runtime):
     name = "sandbox"
 
 
-class SyslogDriver(LogDriver):
+class SyslogDriver(LogDriver):  # the daemon makes an instance of every log driver
     name = "syslog"
+
+    def writer(self, context: LogContext) -> LogWriter:
+        raise NotImplementedError
+
+    def read(
+        self, context: LogContext, query: LogQuery, stopped: asyncio.Event
+    ) -> AsyncIterator[LogRecord]:
+        raise NotImplementedError
+
+
+class DirectoryVolumes(VolumeDriver):
+    """A complete volume driver: each volume a directory of the driver's state."""
+
+    name = "dirs"
+
+    def _path(self, name: str) -> Path:
+        return self.context.state_dir / name
+
+    async def create(self, name: str, options: Mapping[str, str]) -> VolumeInfo:
+        self._path(name).mkdir()
+        return self.get(name)
+
+    async def remove(self, name: str) -> None:
+        shutil.rmtree(self._path(name), ignore_errors=True)
+
+    async def mount(self, name: str, container_id: str) -> Path:
+        return self._path(name)
+
+    async def unmount(self, name: str, container_id: str) -> None:
+        pass
+
+    def get(self, name: str) -> VolumeInfo:
+        return VolumeInfo(name, self._path(name), {"kept": "in a directory"})
+
+    def names(self) -> list[str]:
+        return [p.name for p in self.context.state_dir.iterdir()]
 
 
 # --------------------------------------------------------------------------------------
@@ -124,7 +169,7 @@ async def test_hook_pydockerd_register_runtimes(api: MakeClient) -> None:
     client = await api(plugin("sandbox", pydockerd_register_runtimes=register))
     row = (await plugin_rows(client))["runtime.sandbox"]
     assert (row["Kind"], row["Status"]) == ("runtime", "ok")
-    assert (await info(client))["Plugins"]["Runtime"] == ["sandbox"]
+    assert (await info(client))["Plugins"]["Runtime"] == ["native", "sandbox"]
 
 
 async def test_hook_pydockerd_register_log_drivers(api: MakeClient) -> None:
@@ -135,9 +180,28 @@ async def test_hook_pydockerd_register_log_drivers(api: MakeClient) -> None:
     client = await api(plugin("syslog", pydockerd_register_log_drivers=register))
     row = (await plugin_rows(client))["log.syslog"]
     assert (row["Kind"], row["Plugin"], row["Status"]) == ("log", "syslog", "ok")
-    assert (await info(client))["Plugins"]["Log"] == ["syslog"]
+    assert (await info(client))["Plugins"]["Log"] == ["json-file", "none", "syslog"]
     body = await (await client.get('/plugins?filters={"kind":["log"]}')).json()
-    assert [item["Name"] for item in body] == ["log.syslog"]
+    assert [item["Name"] for item in body] == ["log.json-file", "log.none", "log.syslog"]
+
+
+async def test_hook_pydockerd_register_volume_drivers(api: MakeClient, roots: Path) -> None:
+    def register(registry: DriverRegistry[VolumeDriver]) -> None:
+        registry.add(DirectoryVolumes)
+
+    client = await api(plugin("dirs", pydockerd_register_volume_drivers=register))
+    row = (await plugin_rows(client))["volume.dirs"]
+    assert (row["Kind"], row["Plugin"], row["Status"]) == ("volume", "dirs", "ok")
+    assert (await info(client))["Plugins"]["Volume"] == ["dirs", "local"]
+    created = await client.post("/volumes/create", json={"Name": "v1", "Driver": "dirs"})
+    assert created.status == 201, await created.text()
+    body = await created.json()
+    assert body["Driver"] == "dirs"
+    assert body["Mountpoint"] == str(roots / "data" / "volume" / "dirs" / "v1")
+    assert body["Status"] == {"kept": "in a directory"}
+    assert (roots / "data" / "volume" / "dirs" / "v1").is_dir()
+    assert (await client.delete("/volumes/v1")).status == 204
+    assert not (roots / "data" / "volume" / "dirs" / "v1").exists()
 
 
 async def test_hook_pydockerd_register_routes(api: MakeClient) -> None:

@@ -182,9 +182,10 @@ class Daemon:
                 settings.default_runtime,
             )
         if settings.log_driver not in log_drivers:
-            raise ConfigError(
-                f"log driver {settings.log_driver!r} is not usable "
-                f"(usable: {', '.join(sorted(log_drivers)) or 'none'})"
+            logger.warning(
+                "log driver {!r} is not usable (usable: {}): containers need --log-driver",
+                settings.log_driver,
+                ", ".join(sorted(log_drivers)) or "none",
             )
         supervisor = None
         if runtimes:
@@ -194,6 +195,7 @@ class Daemon:
                 idle_timeout=settings.supervisor_idle_timeout,
                 on_event=lambda event: self._containers().on_supervisor_event(event),
                 on_connect=lambda snapshot: self._containers().reconcile(snapshot),
+                on_disconnect=lambda: self._containers().on_supervisor_gone(),
             )
         self.containers = ContainerService(
             settings.data_root / "containers",

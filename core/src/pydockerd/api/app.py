@@ -114,7 +114,7 @@ async def _serve(
         return await handler(request)
     except PydockerdError as e:
         status = status_for(e)
-        if status >= 500:
+        if status >= 500 and status != 501:
             logger.opt(exception=e).error("{} {}: {}", request.method, request.path, e)
         return error_response(status, e.message)
     except web.HTTPException as e:

@@ -18,7 +18,7 @@ from pydockerd.api.responses import json_response
 from pydockerd.api.streams import MULTIPLEXED, RAW, Hijack, detach_sequence, pump
 from pydockerd.containers.execs import ExecService
 from pydockerd.containers.model import Container, rfc3339_nano
-from pydockerd.containers.service import CONTAINER_FILTERS, ContainerService, start_error_status
+from pydockerd.containers.service import CONTAINER_FILTERS, ContainerService
 from pydockerd.errors import (
     InvalidParameter,
     NotFound,
@@ -548,7 +548,6 @@ async def _exec_start(request: web.Request) -> web.StreamResponse:
             stream = await execs.start_attached(instance, body.get("ConsoleSize"))
         except (StartError, PydockerdError) as e:
             message = f"OCI runtime exec failed: exec failed: {e}: unknown\r\n".encode()
-            execs.record_exit(instance, start_error_status(str(e)))
             await hijack.write(message if tty else frame(STDOUT, message))
             return response
         code = await pump(hijack, stream, tty=tty, stdin=bool(instance.config.get("AttachStdin")))

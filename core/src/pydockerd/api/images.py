@@ -1,5 +1,4 @@
-"""The image endpoints: list, inspect, history, tag, remove, save, load, import, prune, and
-``GET /system/df``.
+"""The image endpoints: list, inspect, history, tag, remove, save, load, import, prune.
 
 Image names appear raw in paths (``/images/localhost:5000/x:v1/json``), hence the greedy
 ``{name:.+}`` routes, registered after the fixed ``/images/json`` and ``/images/get``.
@@ -352,30 +351,12 @@ async def prune_images(request: web.Request) -> web.Response:
     return json_response(result)
 
 
-async def system_df(request: web.Request) -> web.Response:
-    images = _service(request)
-    summaries = [
-        image_summary(images, image, images.config(image.id)) for image in images.store.images()
-    ]
-    layers_size = sum(layer.size for layer in images.store.layers())
-    return json_response(
-        {
-            "LayersSize": layers_size,
-            "Images": summaries,
-            "Containers": [],
-            "Volumes": [],
-            "BuildCache": [],
-        }
-    )
-
-
 ROUTES = [
     ("GET", "/images/json", list_images),
     ("GET", "/images/get", save_images),
     ("POST", "/images/load", load_images),
     ("POST", "/images/create", create_image),
     ("POST", "/images/prune", prune_images),
-    ("GET", "/system/df", system_df),
     ("GET", "/images/{name:.+}/json", inspect_image),
     ("GET", "/images/{name:.+}/history", image_history),
     ("GET", "/images/{name:.+}/get", save_images),

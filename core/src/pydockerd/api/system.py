@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from pydockerd import API_VERSION, MIN_API_VERSION, sysinfo
+from pydockerd.api.images import image_summary
 from pydockerd.api.keys import DAEMON
 from pydockerd.api.params import parse_filters, parse_timestamp_ns
 from pydockerd.api.responses import json_response
@@ -113,13 +114,18 @@ def info_body(daemon: Daemon) -> dict[str, Any]:
         if row.status == "error"
     ]
     cgroup_version = sysinfo.cgroup_version()
+    states = (
+        [c.state.status for c in daemon.containers.containers.values()] if daemon.containers else []
+    )
+    running = sum(1 for s in states if s in ("running", "restarting"))
+    paused = states.count("paused")
+    runtimes = sorted(daemon.containers.runtimes) if daemon.containers else []
     return {
         "ID": daemon.id,
-        # No container store exists yet (issue 4): those counts are truly 0.
-        "Containers": 0,
-        "ContainersRunning": 0,
-        "ContainersPaused": 0,
-        "ContainersStopped": 0,
+        "Containers": len(states),
+        "ContainersRunning": running,
+        "ContainersPaused": paused,
+        "ContainersStopped": len(states) - running - paused,
         "Images": len(daemon.images.store.images()) if daemon.images else 0,
         "Driver": storage.name if storage else "",
         "DriverStatus": [
@@ -140,7 +146,7 @@ def info_body(daemon: Daemon) -> dict[str, Any]:
         "NFd": sum(1 for _ in Path("/proc/self/fd").iterdir()),
         "NGoroutines": len(asyncio.all_tasks()),
         "SystemTime": datetime.now(UTC).isoformat(),
-        "LoggingDriver": "",
+        "LoggingDriver": settings.log_driver,
         "CgroupDriver": "cgroupfs" if cgroup_version else "none",
         "CgroupVersion": cgroup_version,
         "NEventsListener": daemon.events.subscriber_count,
@@ -162,8 +168,8 @@ def info_body(daemon: Daemon) -> dict[str, Any]:
         "Labels": [],
         "ExperimentalBuild": False,
         "ServerVersion": daemon.version,
-        "Runtimes": {},
-        "DefaultRuntime": "",
+        "Runtimes": {name: {"path": f"pydockerd-runtime-{name}"} for name in runtimes},
+        "DefaultRuntime": settings.default_runtime,
         "Swarm": {
             "NodeID": "",
             "NodeAddr": "",
@@ -188,6 +194,35 @@ def info_body(daemon: Daemon) -> dict[str, Any]:
             for row in daemon.manager.components
         ],
     }
+
+
+async def system_df(request: web.Request) -> web.StreamResponse:
+    """``GET /system/df``: what images, containers and volumes take on disk."""
+    daemon = request.app[DAEMON]
+    body: dict[str, Any] = {
+        "LayersSize": 0,
+        "Images": [],
+        "Containers": [],
+        "Volumes": [],
+        "BuildCache": [],
+    }
+    images = daemon.images
+    if images is not None:
+        body["Images"] = [
+            image_summary(images, image, images.config(image.id)) for image in images.store.images()
+        ]
+        body["LayersSize"] = sum(layer.size for layer in images.store.layers())
+    if daemon.containers is not None:
+        containers = daemon.containers
+        body["Containers"] = [
+            c.summary(await containers.size(c))
+            for c in containers.listing(all_=True, limit=-1, filters={})
+        ]
+    if daemon.volumes is not None:
+        body["Volumes"] = [
+            await daemon.volumes.inspect(v, usage=True) for v in daemon.volumes.volumes()
+        ]
+    return json_response(body)
 
 
 def _ipv4_forwarding() -> bool:
@@ -256,4 +291,5 @@ ROUTES = [
     ("GET", "/version", version),
     ("GET", "/info", info),
     ("GET", "/events", events),
+    ("GET", "/system/df", system_df),
 ]

@@ -23,7 +23,7 @@ from pydockerd.containers.runspec import (
     replace_or_append,
     resolve_user,
 )
-from pydockerd.containers.service import ContainerService
+from pydockerd.containers.service import ContainerService, start_error_status
 from pydockerd.errors import Conflict, InvalidParameter, NotFound
 from pydockerd.spec import ALL_CAPABILITIES, ProcessSpec
 from pydockerd.supervisor.client import Stream
@@ -180,8 +180,8 @@ class ExecService:
                 exec_id=instance.id,
                 process=self.process(instance, container, None).to_dict(),
             )
-        except BaseException:
-            self._finished(instance, 126)
+        except BaseException as e:
+            self._finished(instance, start_error_status(str(e)))
             raise
         instance.pid = int(result["pid"])
 
@@ -199,8 +199,8 @@ class ExecService:
                 stdout=bool(config.get("AttachStdout", True)),
                 stderr=bool(config.get("AttachStderr", True)),
             )
-        except BaseException:
-            self._finished(instance, 126)
+        except BaseException as e:
+            self._finished(instance, start_error_status(str(e)))
             raise
         instance.pid = int(stream.reply.get("pid", 0))
         return stream

@@ -21,6 +21,7 @@ __all__ = [
     "ZERO_TIME",
     "Container",
     "State",
+    "parse_rfc3339",
     "rfc3339_nano",
     "status_line",
     "write_json_atomically",

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from loguru import logger
-from pydockerd.api.params import Filters
+from pydockerd.api.params import Filters, parse_timestamp_ns
 from pydockerd.containers.config import (
     MountPoint,
     command_of,
@@ -38,7 +38,7 @@ from pydockerd.containers.config import (
     mount_points,
     parse_signal,
 )
-from pydockerd.containers.model import ZERO_TIME, Container, State, rfc3339_nano
+from pydockerd.containers.model import ZERO_TIME, Container, State, parse_rfc3339, rfc3339_nano
 from pydockerd.containers.names import random_name, valid_name
 from pydockerd.containers.runspec import build_spec, etc_files, resolve_user, user_mounts
 from pydockerd.errors import (
@@ -666,6 +666,21 @@ class ContainerService:
                     await self.supervisor.call_now("kill", id=orphan["id"], signal=9, all=True)
                 await self.supervisor.call_now("forget", id=orphan["id"])
 
+    def on_supervisor_gone(self) -> None:
+        """The supervisor's connection ended: if it held running containers, connect to a new
+        one at once, so that reconciliation records them as exited (they died with it)."""
+        if self._closing or self._supervisor is None:
+            return
+        if any(c.state.status in ("running", "paused") for c in self.containers.values()):
+            logger.error("the supervisor is gone; its containers died with it")
+            self._spawn(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        try:
+            await self.supervisor.ensure()
+        except PydockerdError as e:
+            logger.error("cannot start a new supervisor: {}", e)
+
     async def recover(self) -> None:
         """At start-up: reconnect to running containers, and start those Docker starts when
         its daemon starts (``always``; ``unless-stopped`` unless stopped by hand)."""
@@ -688,6 +703,7 @@ class ContainerService:
         for container in to_start:
             try:
                 async with self.live[container.id].lock:
+                    container.manually_stopped = False
                     await self._start(container)
             except PydockerdError as e:
                 logger.warning("container {}: start at boot failed: {}", container.id[:12], e)
@@ -867,8 +883,12 @@ class ContainerService:
     async def prune(self, filters: Filters) -> tuple[list[str], int]:
         """``POST /containers/prune``: remove every stopped container that matches."""
         removed, reclaimed = [], 0
+        until = [parse_timestamp_ns(value, "until") for value in filters.get("until", ())]
         for container in list(self.containers.values()):
             if container.state.running or not self.matches(container, filters):
+                continue
+            created = parse_rfc3339(container.created)
+            if any(limit is not None and created * 1e9 >= limit for limit in until):
                 continue
             size = await self.storage.usage(container.id)
             try:

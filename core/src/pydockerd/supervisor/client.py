@@ -61,6 +61,8 @@ class SupervisorClient:
     :param on_connect: awaited with the supervisor's snapshot each time a connection is made
         (the first time, and after the supervisor went away): the daemon reconciles its
         containers with it before any other call is made (it calls :meth:`call_now`).
+    :param on_disconnect: called when the connection ends without :meth:`close` (the
+        supervisor exited, idle or killed).
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class SupervisorClient:
         idle_timeout: float,
         on_event: EventHandler,
         on_connect: ConnectHandler,
+        on_disconnect: Callable[[], None] = lambda: None,
     ) -> None:
         self.directory = directory
         self.socket = directory / "supervisor.sock"
@@ -78,6 +81,8 @@ class SupervisorClient:
         self.idle_timeout = idle_timeout
         self.on_event = on_event
         self.on_connect = on_connect
+        self.on_disconnect = on_disconnect
+        self._closing = False
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._pending: dict[int, asyncio.Future[Any]] = {}
@@ -177,6 +182,8 @@ class SupervisorClient:
                 if not future.done():
                     future.set_exception(Unavailable("the connection to the supervisor was lost"))
             self._pending.clear()
+            if not self._closing:
+                self.on_disconnect()
 
     async def call_now(self, op: str, **args: Any) -> Any:
         """:meth:`call` without :meth:`ensure`: for ``on_connect``, which runs before the
@@ -220,6 +227,7 @@ class SupervisorClient:
 
     async def close(self) -> None:
         """Drop the connection; the supervisor and its containers stay."""
+        self._closing = True
         if self._writer is not None:
             self._writer.close()
         if self._reader_task is not None:

@@ -6,8 +6,8 @@ Two kinds of connections:
 The daemon sends requests ``{"seq": 7, "op": "kill", "id": "<container>", ...}``; the
 supervisor answers each with ``{"seq": 7, "ok": true, "result": ...}`` or ``{"seq": 7, "ok":
 false, "error": "...", "category": "NotFound"}`` (an error class of :mod:`pydockerd.errors`,
-or ``StartError``), in any order, and pushes events ``{"event": "exit", ...}`` whenever a container or exec process
-ends (see :class:`pydockerd.supervisor.server.Supervisor`).
+or ``StartError``), in any order, and pushes events ``{"event": "exit", ...}`` whenever a
+container or exec process ends (see :class:`pydockerd.supervisor.server.Supervisor`).
 
 **Stream** (one per attach or exec). The daemon writes one JSON line (``{"op": "attach", ...}``
 or ``{"op": "exec", ...}``), the supervisor answers one JSON line, and from then on the

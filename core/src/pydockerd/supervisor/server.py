@@ -426,13 +426,12 @@ class Supervisor:
         try:
             process.pid = await runtime.create(spec, stdio)
         except BaseException:
+            _close_all(child_fds)
             await process.drain_output()
             if writer is not None:
                 writer.close()
             raise
-        finally:
-            for fd in child_fds:
-                os.close(fd)
+        _close_all(child_fds)
         container = _Container(
             id=container_id,
             runtime=runtime,
@@ -519,11 +518,10 @@ class Supervisor:
         try:
             process.pid = await container.runtime.exec(container.id, spec, stdio)
         except BaseException:
+            _close_all(child_fds)
             await process.drain_output()
             raise
-        finally:
-            for fd in child_fds:
-                os.close(fd)
+        _close_all(child_fds)
         exec_id = message["exec_id"]
         container.execs[exec_id] = process
         self._watch(process)
@@ -748,6 +746,13 @@ async def _closed(writer: asyncio.StreamWriter) -> None:
     """Wait until the connection is closed (by the supervisor when output ended, or the peer)."""
     with contextlib.suppress(ConnectionError):
         await writer.wait_closed()
+
+
+def _close_all(fds: list[int]) -> None:
+    """Close the child's ends of its stdio (it has its own copies by now)."""
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def _remove_socket(path: str) -> None:

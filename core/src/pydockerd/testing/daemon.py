@@ -1,12 +1,16 @@
-"""A real pydockerd in a subprocess, with its own socket, data-root and exec-root.
+"""A real pydockerd in a subprocess, with its own socket, data-root, exec-root and cgroup
+parent.
 
 Readiness is learnt the way systemd learns it: the daemon sends ``READY=1`` to the
 ``$NOTIFY_SOCKET`` the kit creates. Nothing is shared with a host-wide daemon, so any number
-of these can run side by side.
+of these can run side by side. :meth:`DaemonProcess.cleanup` leaves nothing behind: it
+removes the daemon's containers, stops its supervisor, ends any process left in its cgroups,
+detaches every mount below its directory and deletes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -54,6 +58,10 @@ class DaemonProcess:
     process: subprocess.Popen[bytes]
     notify_socket: socket.socket
     env: dict[str, str] = field(default_factory=dict)
+    """The environment for clients of this daemon (``DOCKER_HOST`` and ``PYDOCKER_HOST``)."""
+    argv: list[str] = field(default_factory=list)
+    daemon_env: dict[str, str] = field(default_factory=dict)
+    cgroup_parent: str = ""
 
     @property
     def host(self) -> str:
@@ -93,6 +101,39 @@ class DaemonProcess:
                 self.process.wait()
         return self.process.returncode
 
+    def kill(self) -> None:
+        """SIGKILL the daemon (its supervisor and containers stay)."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+    def restart(self, *, kill: bool = False, timeout: float = 30.0) -> None:
+        """Stop the daemon (SIGTERM, or SIGKILL with ``kill``) and start it again on the same
+        directories; returns once it is ready."""
+        if kill:
+            self.kill()
+        else:
+            self.stop()
+        self.notifications()
+        with (self.log_path).open("ab") as log:
+            self.process = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.daemon_env,
+                start_new_session=True,
+            )
+        _wait_ready(self, self.notify_socket, timeout)
+
+    def supervisor_pid(self) -> int | None:
+        """The pid of the daemon's supervisor, if one runs."""
+        try:
+            pid = int((self.exec_root / "supervisor" / "supervisor.lock").read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
     def notifications(self) -> list[str]:
         """What the daemon sent to ``$NOTIFY_SOCKET`` since the last call (``READY=1``...)."""
         self.notify_socket.setblocking(False)
@@ -103,9 +144,24 @@ class DaemonProcess:
             except BlockingIOError:
                 return received
 
+    def _remove_containers(self) -> None:
+        if self.process.poll() is not None:
+            return
+        with contextlib.suppress(OSError, AssertionError, ValueError, http.client.HTTPException):
+            for container in self.get_json("/containers/json?all=1"):
+                self.request("DELETE", f"/containers/{container['Id']}?force=1&v=1")
+
     def cleanup(self) -> None:
-        """Stop the daemon and remove everything it had."""
+        """Stop the daemon and remove everything it had: containers, supervisor, the
+        processes and cgroups under its cgroup parent, mounts and directories."""
+        self._remove_containers()
         self.stop()
+        supervisor = self.supervisor_pid()
+        if supervisor is not None:
+            _end_process(supervisor)
+        if self.cgroup_parent:
+            _remove_cgroups(self.cgroup_parent)
+        _detach_mounts(self.base_dir)
         self.notify_socket.close()
         shutil.rmtree(self.base_dir, ignore_errors=True)
 
@@ -139,9 +195,16 @@ def start_daemon(
         (base / "empty.toml").write_text("")
         flags += ["--config-file", str(base / "empty.toml")]
     notify_path = base / "notify.sock"
+    notify_path.unlink(missing_ok=True)
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(notify_path))
-    full_env = {**os.environ, **(env or {}), "NOTIFY_SOCKET": str(notify_path)}
+    cgroup_parent = f"pydockerd-test-{base.name}"
+    full_env = {
+        **os.environ,
+        "PYDOCKERD_CGROUP_PARENT": cgroup_parent,
+        **(env or {}),
+        "NOTIFY_SOCKET": str(notify_path),
+    }
     daemon = DaemonProcess(
         base_dir=base,
         socket_path=base / "pydockerd.sock",
@@ -150,21 +213,24 @@ def start_daemon(
         log_path=base / "daemon.log",
         process=None,  # type: ignore[arg-type]  # set just below
         notify_socket=notify,
+        daemon_env=full_env,
+        cgroup_parent=full_env["PYDOCKERD_CGROUP_PARENT"],
     )
+    daemon.argv = [
+        str(python),
+        "-m",
+        "pydockerd",
+        "-H",
+        daemon.host,
+        "--data-root",
+        str(daemon.data_root),
+        "--exec-root",
+        str(daemon.exec_root),
+        *flags,
+    ]
     with daemon.log_path.open("wb") as log:
         daemon.process = subprocess.Popen(
-            [
-                str(python),
-                "-m",
-                "pydockerd",
-                "-H",
-                daemon.host,
-                "--data-root",
-                str(daemon.data_root),
-                "--exec-root",
-                str(daemon.exec_root),
-                *flags,
-            ],
+            daemon.argv,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=full_env,
@@ -199,3 +265,56 @@ def _wait_ready(daemon: DaemonProcess, notify: socket.socket, timeout: float) ->
         if "READY=1" in message.splitlines():
             return
     raise DaemonStartError(f"pydockerd did not become ready in {timeout} s:\n{daemon.log()}")
+
+
+def _end_process(pid: int, timeout: float = 15.0) -> None:
+    """SIGTERM ``pid``, SIGKILL it after ``timeout``, and wait until it is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            os.kill(pid, 0)
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+        while True:
+            os.kill(pid, 0)
+            time.sleep(0.05)
+
+
+def _remove_cgroups(parent: str, root: Path = Path("/sys/fs/cgroup")) -> None:
+    """End every process under ``parent`` in every hierarchy, then remove its cgroups."""
+    tops = [p for p in root.glob(f"*/{parent}") if p.is_dir()] + [
+        p for p in (root / parent,) if p.is_dir() and (p / "cgroup.procs").exists()
+    ]
+    for top in tops:
+        directories = sorted((d for d in top.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts))
+        for directory in [*directories, top]:
+            for _ in range(100):
+                try:
+                    pids = (directory / "cgroup.procs").read_text().split()
+                except OSError:
+                    break
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError, ValueError):
+                        os.kill(int(pid), signal.SIGKILL)
+                try:
+                    directory.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+
+
+def _detach_mounts(base: Path) -> None:
+    """Detach every mount at or below ``base`` (deepest first)."""
+    from pydockerd.mounts import MNT_DETACH, unmount
+
+    prefix = str(base.resolve())
+    points = []
+    with Path("/proc/self/mountinfo").open() as f:
+        for line in f:
+            point = line.split(" ", 5)[4].replace("\\040", " ")
+            if point == prefix or point.startswith(prefix + "/"):
+                points.append(point)
+    for point in sorted(set(points), key=len, reverse=True):
+        with contextlib.suppress(Exception):
+            unmount(Path(point), MNT_DETACH)

@@ -96,6 +96,8 @@ __all__ = [
     "container_spec",
     "make_busybox_root",
     "make_runtime",
+    "runtime_directory",
+    "supervised",
 ]
 
 R = TypeVar("R", bound=Runtime)
@@ -468,6 +470,31 @@ class Supervisor:
             process.close_stdin()
 
 
+@contextlib.contextmanager
+def runtime_directory() -> Iterator[Path]:
+    """A fresh short directory under /tmp (skips the test without root), removed afterwards
+    whatever happened."""
+    if os.geteuid() != 0:
+        pytest.skip("containers need root")
+    path = Path(tempfile.mkdtemp(prefix="pdr-", dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def supervised(runtime: Runtime, root: Path) -> AsyncIterator[Supervisor]:
+    """A :class:`Supervisor` of ``runtime`` in ``root`` that deletes every container and
+    reaps every process at the end, whatever happened."""
+    supervisor = Supervisor(runtime, root)
+    try:
+        yield supervisor
+    finally:
+        await supervisor.close()
+
+
 # --------------------------------------------------------------------------------------
 # the suite
 
@@ -511,14 +538,8 @@ class RuntimeSuite:
     @pytest.fixture
     def runtime_dir(self) -> Iterator[Path]:
         """A fresh short directory under /tmp, removed afterwards."""
-        if os.geteuid() != 0:
-            pytest.skip("containers need root")
-        path = Path(tempfile.mkdtemp(prefix="pdr-", dir="/tmp"))
-        path.chmod(0o755)
-        try:
+        with runtime_directory() as path:
             yield path
-        finally:
-            shutil.rmtree(path, ignore_errors=True)
 
     @pytest.fixture
     def busybox_root(self, runtime_dir: Path) -> Path:
@@ -534,11 +555,8 @@ class RuntimeSuite:
     @pytest.fixture
     async def supervisor(self, runtime: Runtime, busybox_root: Path) -> AsyncIterator[Supervisor]:
         """A supervisor whose containers are all deleted and reaped afterwards."""
-        supervisor = Supervisor(runtime, busybox_root)
-        try:
+        async with supervised(runtime, busybox_root) as supervisor:
             yield supervisor
-        finally:
-            await supervisor.close()
 
     # -- 1. stdio, exit codes, errors
 

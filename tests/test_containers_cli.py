@@ -1,0 +1,542 @@
+"""The real docker CLI runs containers on pydockerd: the lifecycle, streams, terminals, exit
+codes, isolation, limits, volumes, and nothing left behind after ``rm``."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydockerd.testing.daemon import DaemonProcess
+
+from tests.helpers import DOCKER, Terminal, leftovers, wait_for
+
+pytestmark = pytest.mark.privileged
+
+
+def run(engine: DaemonProcess, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    """The docker CLI against ``engine``: exit status, stdout, stderr."""
+    result = subprocess.run(
+        [DOCKER, *args],
+        env=engine.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        input=stdin,
+        check=False,
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
+def inspect(engine: DaemonProcess, name: str) -> dict[str, Any]:
+    code, out, err = run(engine, "inspect", name)
+    assert code == 0, err
+    return json.loads(out)[0]
+
+
+# -- the "done when" list -----------------------------------------------------------------
+
+
+def test_run_rm_prints_hi_and_removes_the_container(engine: DaemonProcess) -> None:
+    code, out, err = run(engine, "run", "--rm", "--name", "hi-once", "busybox", "echo", "hi")
+    assert (code, out) == (0, "hi\n"), err
+    assert run(engine, "ps", "-a", "-q", "--filter", "name=hi-once")[1] == ""
+
+
+def test_exit_status_is_the_containers(engine: DaemonProcess) -> None:
+    code, _, err = run(engine, "run", "--rm", "busybox", "sh", "-c", "exit 3")
+    assert code == 3, err
+
+
+def test_stdin_is_piped_and_its_end_reaches_the_process(engine: DaemonProcess) -> None:
+    code, out, err = run(engine, "run", "-i", "--rm", "busybox", "cat", stdin="x\n")
+    assert (code, out) == (0, "x\n"), err
+
+
+def test_stdout_and_stderr_stay_apart(engine: DaemonProcess) -> None:
+    code, out, err = run(
+        engine, "run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; echo out2"
+    )
+    assert code == 0
+    assert out == "out\nout2\n"
+    assert err == "err\n"
+
+
+def test_run_it_gives_an_interactive_shell_in_a_terminal(engine: DaemonProcess) -> None:
+    term = Terminal([DOCKER, "run", "-it", "--rm", "busybox", "sh"], engine.env, rows=33, cols=91)
+    term.expect("# ")
+    term.send("[ -t 0 ] && echo is-a-tty; echo $((6*7)); echo $TERM\r")
+    screen = term.expect("xterm")
+    assert "is-a-tty" in screen
+    assert "42" in screen
+    term.send("exit 7\r")
+    assert term.wait() == 7
+
+
+def test_detached_container_logs_exec_stop_rm(engine: DaemonProcess) -> None:
+    code, out, err = run(
+        engine,
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo bye; exit 0' TERM; i=0;"
+        " while true; do echo tick $i; i=$((i+1)); sleep 0.2; done",
+    )
+    assert code == 0, err
+    container_id = out.strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", container_id)
+    wait_for(lambda: "tick 2" in run(engine, "logs", "ticker")[1], what="three ticks")
+    code, out, _ = run(engine, "logs", "--tail", "1", "ticker")
+    assert code == 0
+    assert re.fullmatch(r"tick \d+\n", out)
+
+    term = Terminal([DOCKER, "exec", "-it", "ticker", "sh"], engine.env)
+    term.expect("# ")
+    term.send("echo inside $(hostname)\r")
+    term.expect(f"inside {container_id[:12]}")
+    term.send("exit 4\r")
+    assert term.wait() == 4
+
+    code, out, _ = run(engine, "exec", "ticker", "sh", "-c", "echo piped; exit 5")
+    assert (code, out) == (5, "piped\n")
+
+    follow = subprocess.Popen(
+        [DOCKER, "logs", "-f", "ticker"],
+        env=engine.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert run(engine, "stop", "ticker") == (0, "ticker\n", "")
+    out, _ = follow.communicate(timeout=20)  # logs -f ends when the container stops
+    assert out.endswith("bye\n")
+    state = inspect(engine, "ticker")["State"]
+    assert (state["Status"], state["ExitCode"], state["Running"]) == ("exited", 0, False)
+    assert run(engine, "rm", "ticker") == (0, "ticker\n", "")
+    assert leftovers(container_id, engine.cgroup_parent) == []
+
+
+def test_ps_shows_dockers_columns(engine: DaemonProcess) -> None:
+    code, out, err = run(engine, "run", "-d", "--name", "columns", "busybox", "sleep", "30")
+    assert code == 0, err
+    try:
+        code, out, err = run(engine, "ps")
+        assert code == 0, err
+        header, *rows = out.splitlines()
+        assert re.fullmatch(
+            r"CONTAINER ID +IMAGE +COMMAND +CREATED +STATUS +PORTS +NAMES", header.rstrip()
+        )
+        row = next(r for r in rows if r.rstrip().endswith("columns"))
+        assert re.match(r"[0-9a-f]{12} +busybox +\"sleep 30\" +.+ago +Up .+ +columns$", row)
+        listed = run(engine, "ps", "-a", "--format", "{{.Names}} {{.State}}", "-f", "name=columns")
+        assert listed[1] == "columns running\n"
+    finally:
+        run(engine, "rm", "-f", "columns")
+
+
+def test_isolation_hostname_processes_network(engine: DaemonProcess) -> None:
+    code, out, err = run(
+        engine,
+        "run",
+        "--rm",
+        "-h",
+        "box1",
+        "busybox",
+        "sh",
+        "-c",
+        "hostname; ps -o pid,comm | tail -n +2; ip -o link | cut -d: -f2",
+    )
+    assert code == 0, err
+    lines = [line.strip() for line in out.splitlines()]
+    assert lines[0] == "box1"
+    pids = [line.split()[0] for line in lines[1:] if line[0].isdigit()]
+    assert pids[0] == "1"  # the shell is PID 1, and only its own processes are seen
+    assert len(pids) <= 3
+    assert lines[-1] == "lo"  # no host interface
+    assert [line for line in lines if line in ("lo",)] == ["lo"]
+
+
+def test_default_capabilities_and_no_new_privileges(engine: DaemonProcess) -> None:
+    code, out, err = run(
+        engine,
+        "run",
+        "--rm",
+        "busybox",
+        "grep",
+        "-E",
+        "CapEff|CapBnd|NoNewPrivs",
+        "/proc/self/status",
+    )
+    assert code == 0, err
+    fields = dict(line.split(":\t") for line in out.splitlines())
+    assert fields["CapEff"] == fields["CapBnd"] == "00000000a80425fb"  # Docker's default set
+    assert fields["NoNewPrivs"] == "1"
+    code, out, _ = run(
+        engine,
+        "run",
+        "--rm",
+        "--cap-drop",
+        "NET_RAW",
+        "busybox",
+        "grep",
+        "CapBnd",
+        "/proc/self/status",
+    )
+    assert out.split()[1] == f"{0xA80425FB & ~(1 << 13):016x}"
+
+
+def test_masked_and_read_only_proc_paths(engine: DaemonProcess) -> None:
+    code, out, err = run(
+        engine,
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "wc -c < /proc/timer_list; ls /sys/firmware | wc -l;"
+        " echo 1 > /proc/sys/kernel/domainname && echo wrote || echo refused",
+    )
+    assert code == 0, err
+    assert Path("/proc/timer_list").read_text()  # the host's is not empty
+    assert out.split() == ["0", "0", "refused"]
+
+
+def test_start_errors_have_dockers_exit_codes(engine: DaemonProcess) -> None:
+    code, _, err = run(engine, "run", "--rm", "busybox", "nosuchcmd")
+    assert code == 127
+    assert "executable file not found" in err
+    code, _, err = run(engine, "run", "--rm", "busybox", "/etc/passwd")
+    assert code == 126, err
+    code, _, err = run(engine, "run", "--rm", "-m", "1b", "busybox", "true")
+    assert code == 125
+    assert "Minimum memory limit allowed is 6MB" in err
+    # --rm containers whose start failed are removed by the daemon
+    assert run(engine, "ps", "-a", "--filter", "status=created", "-q")[1] == ""
+
+
+def test_config_flags_reach_the_process(engine: DaemonProcess, tmp_path: Path) -> None:
+    env_file = tmp_path / "env"
+    env_file.write_text("FROM_FILE=yes\n")
+    code, out, err = run(
+        engine,
+        "run",
+        "--rm",
+        "-e",
+        "A=1",
+        "--env-file",
+        str(env_file),
+        "-w",
+        "/made/here",
+        "-u",
+        "65534:65534",
+        "--entrypoint",
+        "sh",
+        "busybox",
+        "-c",
+        "echo $A $FROM_FILE $(pwd) $(id -u):$(id -g)",
+    )
+    assert code == 0, err
+    assert out == "1 yes /made/here 65534:65534\n"
+    code, out, err = run(engine, "run", "--rm", "-u", "nobody", "busybox", "id", "-un")
+    assert (code, out) == (0, "nobody\n"), err
+    code, _, err = run(engine, "run", "--rm", "-u", "nosuchuser", "busybox", "true")
+    assert code != 0
+    assert "unable to find user nosuchuser" in err
+
+
+def test_labels_restart_policy_and_inspect(engine: DaemonProcess) -> None:
+    code, _, err = run(
+        engine,
+        "create",
+        "--name",
+        "labelled",
+        "-l",
+        "tier=web",
+        "--restart",
+        "on-failure:3",
+        "--stop-signal",
+        "SIGUSR1",
+        "--stop-timeout",
+        "4",
+        "busybox",
+        "true",
+    )
+    assert code == 0, err
+    try:
+        body = inspect(engine, "labelled")
+        assert body["Config"]["Labels"]["tier"] == "web"
+        assert body["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+        assert body["Config"]["StopSignal"] == "SIGUSR1"
+        assert body["Config"]["StopTimeout"] == 4
+        assert body["HostConfig"]["LogConfig"]["Type"] == "json-file"
+        assert body["State"]["Status"] == "created"
+        assert (
+            run(engine, "ps", "-a", "-q", "--filter", "label=tier=web")[1].strip()
+            == body["Id"][:12]
+        )
+    finally:
+        run(engine, "rm", "labelled")
+
+
+def test_restart_policy_restarts_a_failing_container(engine: DaemonProcess) -> None:
+    code, _, err = run(
+        engine,
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 9",
+    )
+    assert code == 0, err
+    try:
+        wait_for(
+            lambda: (
+                inspect(engine, "flaky")["RestartCount"] == 2
+                and inspect(engine, "flaky")["State"]["Status"] == "exited"
+            ),
+            timeout=20,
+            what="two restarts",
+        )
+        assert inspect(engine, "flaky")["State"]["ExitCode"] == 9
+    finally:
+        run(engine, "rm", "-f", "flaky")
+
+
+def test_kill_restart_pause_rename_top_wait(engine: DaemonProcess) -> None:
+    code, out, err = run(
+        engine,
+        "run",
+        "-d",
+        "--name",
+        "worker",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo got-usr1' USR1; while true; do sleep 0.1; done",
+    )
+    assert code == 0, err
+    try:
+        assert run(engine, "kill", "-s", "USR1", "worker")[0] == 0
+        wait_for(lambda: "got-usr1" in run(engine, "logs", "worker")[1], what="the signal")
+        assert run(engine, "pause", "worker")[0] == 0
+        assert inspect(engine, "worker")["State"]["Status"] == "paused"
+        assert "(Paused)" in run(engine, "ps", "--filter", "name=worker")[1]
+        assert run(engine, "unpause", "worker")[0] == 0
+        assert inspect(engine, "worker")["State"]["Status"] == "running"
+        code, out, _ = run(engine, "top", "worker")
+        assert code == 0
+        assert "PID" in out.splitlines()[0]
+        assert "while true" in out
+        assert run(engine, "rename", "worker", "worker2")[0] == 0
+        started = inspect(engine, "worker2")["State"]["StartedAt"]
+        assert run(engine, "restart", "-t", "0", "worker2")[0] == 0
+        assert inspect(engine, "worker2")["State"]["StartedAt"] != started
+        assert run(engine, "kill", "worker2")[0] == 0
+        assert run(engine, "wait", "worker2") == (0, "137\n", "")
+        code, _, err = run(engine, "kill", "worker2")
+        assert code == 1
+        assert "is not running" in err
+    finally:
+        run(engine, "rm", "-f", "worker", "worker2")
+
+
+def test_rm_of_a_running_container_needs_force(engine: DaemonProcess) -> None:
+    code, out, _ = run(engine, "run", "-d", "--name", "busy", "busybox", "sleep", "100")
+    container_id = out.strip()
+    code, _, err = run(engine, "rm", "busy")
+    assert code == 1
+    assert "container is running: stop the container before removing or force remove" in err
+    assert run(engine, "rm", "-f", "busy") == (0, "busy\n", "")
+    assert leftovers(container_id, engine.cgroup_parent) == []
+
+
+def test_memory_limit_oom_kills_and_inspect_says_so(engine: DaemonProcess) -> None:
+    code, _, _ = run(
+        engine,
+        "run",
+        "--name",
+        "hog",
+        "-m",
+        "8m",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 64000000 /dev/zero | tail",
+    )
+    try:
+        assert code == 137
+        state = inspect(engine, "hog")["State"]
+        assert state["OOMKilled"] is True
+        assert state["ExitCode"] == 137
+    finally:
+        run(engine, "rm", "hog")
+
+
+def test_pids_limit_cpus_and_cpu_shares_are_in_the_cgroup(engine: DaemonProcess) -> None:
+    code, out, err = run(
+        engine,
+        "run",
+        "-d",
+        "--name",
+        "limited",
+        "--pids-limit",
+        "12",
+        "--cpus",
+        "0.5",
+        "--cpu-shares",
+        "512",
+        "busybox",
+        "sleep",
+        "60",
+    )
+    assert code == 0, err
+    container_id = out.strip()
+    try:
+        base = Path("/sys/fs/cgroup")
+        parent = engine.cgroup_parent
+        assert (base / "pids" / parent / container_id / "pids.max").read_text().strip() == "12"
+        assert (
+            base / "cpu" / parent / container_id / "cpu.cfs_quota_us"
+        ).read_text().strip() == "50000"
+        assert (
+            base / "cpu" / parent / container_id / "cpu.cfs_period_us"
+        ).read_text().strip() == "100000"
+        assert (base / "cpu" / parent / container_id / "cpu.shares").read_text().strip() == "512"
+        code, out, _ = run(
+            engine,
+            "exec",
+            "limited",
+            "sh",
+            "-c",
+            "for i in $(seq 20); do sleep 5 & done 2>&1; wait",
+        )
+        assert "can't fork" in out or "Resource temporarily unavailable" in out
+    finally:
+        run(engine, "rm", "-f", "limited")
+
+
+def test_stats_no_stream(engine: DaemonProcess) -> None:
+    run(engine, "run", "-d", "--name", "measured", "busybox", "sleep", "60")
+    try:
+        code, out, err = run(
+            engine,
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.PIDs}} {{.MemUsage}}",
+            "measured",
+        )
+        assert code == 0, err
+        name, pids, usage = out.split(" ", 2)
+        assert (name, pids) == ("measured", "1")
+        assert re.match(r"[\d.]+[KMG]iB / [\d.]+[KMG]iB", usage)
+    finally:
+        run(engine, "rm", "-f", "measured")
+
+
+def test_named_volume_is_filled_from_the_image_and_outlives_containers(
+    engine: DaemonProcess,
+) -> None:
+    code, out, err = run(
+        engine,
+        "run",
+        "--rm",
+        "-v",
+        "etcdata:/etc",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/passwd | head -1; echo kept > /etc/note",
+    )
+    assert code == 0, err
+    assert out.startswith("root:")
+    code, out, err = run(
+        engine, "run", "--rm", "-v", "etcdata:/data", "busybox", "cat", "/data/note"
+    )
+    assert (code, out) == (0, "kept\n"), err
+    code, out, _ = run(engine, "volume", "ls", "--format", "{{.Driver}} {{.Name}}")
+    assert "local etcdata" in out.splitlines()
+    assert run(engine, "volume", "rm", "etcdata") == (0, "etcdata\n", "")
+
+
+def test_bind_mounts_tmpfs_and_read_only_root(engine: DaemonProcess, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("from the host\n")
+    code, out, err = run(
+        engine,
+        "run",
+        "--rm",
+        "--read-only",
+        "-v",
+        f"{tmp_path}:/host:ro",
+        "--tmpfs",
+        "/scratch",
+        "--mount",
+        f"type=bind,source={tmp_path},target=/rw",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /host/in.txt; touch /host/x 2>/dev/null || echo ro-bind;"
+        " touch /x 2>/dev/null || echo ro-root;"
+        " echo t > /scratch/t && echo tmpfs-ok; echo w > /rw/out.txt",
+    )
+    assert code == 0, err
+    assert out.split("\n")[:4] == ["from the host", "ro-bind", "ro-root", "tmpfs-ok"]
+    assert (tmp_path / "out.txt").read_text() == "w\n"
+    code, _, err = run(
+        engine,
+        "run",
+        "--rm",
+        "--mount",
+        "type=bind,source=/no/such/dir,target=/x",
+        "busybox",
+        "true",
+    )
+    assert code == 125
+    assert "bind source path does not exist: /no/such/dir" in err
+
+
+def test_anonymous_volumes_go_with_rm_v(engine: DaemonProcess) -> None:
+    code, out, err = run(engine, "create", "-v", "/anon", "busybox", "true")
+    assert code == 0, err
+    container_id = out.strip()
+    name = inspect(engine, container_id)["Mounts"][0]["Name"]
+    assert re.fullmatch(r"[0-9a-f]{64}", name)
+    assert name in run(engine, "volume", "ls", "-q")[1]
+    assert run(engine, "rm", "-v", container_id)[0] == 0
+    assert name not in run(engine, "volume", "ls", "-q")[1]
+
+
+def test_events_of_a_container_life(engine: DaemonProcess) -> None:
+    since = str(int(time.time()))
+    code, out, _ = run(engine, "run", "--rm", "--name", "eventful", "busybox", "true")
+    assert code == 0
+    code, out, err = run(
+        engine,
+        "events",
+        "--since",
+        since,
+        "--until",
+        str(int(time.time()) + 1),
+        "--filter",
+        "container=eventful",
+        "--format",
+        "{{.Action}}",
+    )
+    assert code == 0, err
+    actions = out.split()
+    for expected in ("create", "attach", "start", "die", "destroy"):
+        assert expected in actions, actions
+    assert actions.index("die") < actions.index("destroy")
