@@ -17,7 +17,7 @@ Use it from a driver package's tests by deriving a ``Test*`` class from
 on the volume's mountpoint when a container mounts it; the suite then checks that the mount
 appears with the first container, stays while one is left, goes with the last, survives a
 new instance of the driver (a daemon restart) and goes with ``remove``. Those checks need
-root. A driver that needs a configuration overrides the ``volume_driver`` fixture (see
+root, and carry the ``privileged`` marker (register it in your pytest configuration). A driver that needs a configuration overrides the ``volume_driver`` fixture (see
 :func:`make_volume_driver`), and a driver that accepts every option sets
 ``refuses_unknown_options = False``.
 
@@ -275,6 +275,7 @@ class VolumeDriverSuite:
 
     # -- 8. mounts
 
+    @pytest.mark.privileged
     async def test_mounts_are_counted_per_container(
         self, volume_driver: VolumeDriver, mounting: Mapping[str, str], suite_dir: Path
     ) -> None:
@@ -291,6 +292,7 @@ class VolumeDriverSuite:
         assert not mounted(path), "the last container released it"
         assert mounts_under(suite_dir) == []
 
+    @pytest.mark.privileged
     async def test_mounts_survive_a_restart(
         self, volume_driver: VolumeDriver, mounting: Mapping[str, str], suite_dir: Path
     ) -> None:
@@ -308,6 +310,7 @@ class VolumeDriverSuite:
         assert not mounted(path)
         assert mounts_under(suite_dir) == []
 
+    @pytest.mark.privileged
     async def test_remove_unmounts(
         self, volume_driver: VolumeDriver, mounting: Mapping[str, str], suite_dir: Path
     ) -> None:
