@@ -17,7 +17,8 @@ Use it from a driver package's tests by deriving a ``Test*`` class from
 on the volume's mountpoint when a container mounts it; the suite then checks that the mount
 appears with the first container, stays while one is left, goes with the last, survives a
 new instance of the driver (a daemon restart) and goes with ``remove``. Those checks need
-root, and carry the ``privileged`` marker (register it in your pytest configuration). A driver that needs a configuration overrides the ``volume_driver`` fixture (see
+root, and carry the ``privileged`` marker (register it in your pytest configuration). A
+driver that needs a configuration overrides the ``volume_driver`` fixture (see
 :func:`make_volume_driver`), and a driver that accepts every option sets
 ``refuses_unknown_options = False``.
 
