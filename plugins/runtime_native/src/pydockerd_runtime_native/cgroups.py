@@ -110,7 +110,7 @@ def _read(path: str) -> str:
 def _write(path: str, value: object) -> None:
     """Write an existing cgroup file (never create one: cgroupfs has only the files its
     controllers provide, and a missing one means a missing controller)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     try:
         os.write(fd, str(value).encode())
     except OSError as e:
@@ -450,8 +450,9 @@ class CgroupV1(Cgroup):
         return bool(self._controller("freezer").get_property(b"freezer.state") == "FROZEN")
 
     def signal_all(self, number: int) -> None:
-        """SIGKILL freezes first, so no process forks a new one in between (as runc)."""
-        if number != signal.SIGKILL or self.frozen():
+        """SIGKILL freezes first, so no process forks a new one in between (as runc), and
+        thaws after: a frozen process dies only once thawed."""
+        if number != signal.SIGKILL:
             super().signal_all(number)
             return
         self.set_frozen(True)

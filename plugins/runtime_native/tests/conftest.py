@@ -1,0 +1,38 @@
+"""Fixtures of the native runtime's own tests: the conformance kit's, at module level."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from pydockerd.testing.runtime import (
+    Supervisor,
+    make_busybox_root,
+    make_runtime,
+    runtime_directory,
+    supervised,
+)
+from pydockerd_runtime_native.driver import NativeRuntime
+
+
+@pytest.fixture
+def runtime_dir() -> Iterator[Path]:
+    with runtime_directory() as path:
+        yield path
+
+
+@pytest.fixture
+def busybox_root(runtime_dir: Path) -> Path:
+    return make_busybox_root(runtime_dir / "rootfs")
+
+
+@pytest.fixture
+def runtime(runtime_dir: Path) -> NativeRuntime:
+    return make_runtime(NativeRuntime, runtime_dir / "runtime")
+
+
+@pytest.fixture
+async def supervisor(runtime: NativeRuntime, busybox_root: Path) -> AsyncIterator[Supervisor]:
+    async with supervised(runtime, busybox_root) as supervisor:
+        yield supervisor
