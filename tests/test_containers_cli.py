@@ -69,9 +69,10 @@ def test_stdout_and_stderr_stay_apart(engine: DaemonProcess) -> None:
 def test_run_it_gives_an_interactive_shell_in_a_terminal(engine: DaemonProcess) -> None:
     term = Terminal([DOCKER, "run", "-it", "--rm", "busybox", "sh"], engine.env, rows=33, cols=91)
     term.expect("# ")
-    term.send("[ -t 0 ] && echo is-a-tty; echo $((6*7)); echo $TERM\r")
+    term.send("[ -t 0 ] && echo is-a-tty; stty size; echo $((6*7)); echo $TERM\r")
     screen = term.expect("xterm")
     assert "is-a-tty" in screen
+    assert "33 91" in screen  # the CLI's terminal size reached the container's
     assert "42" in screen
     term.send("exit 7\r")
     assert term.wait() == 7
@@ -339,7 +340,7 @@ def test_kill_restart_pause_rename_top_wait(engine: DaemonProcess) -> None:
         code, out, _ = run(engine, "top", "worker")
         assert code == 0
         assert "PID" in out.splitlines()[0]
-        assert "while true" in out
+        assert "while true" in out, out
         assert run(engine, "rename", "worker", "worker2")[0] == 0
         started = inspect(engine, "worker2")["State"]["StartedAt"]
         assert run(engine, "restart", "-t", "0", "worker2")[0] == 0

@@ -354,8 +354,10 @@ async def top(request: web.Request) -> web.StreamResponse:
         raise InvalidParameter(f"Container {container.id} is not running")
     pids = set(await service.supervisor.call("processes", id=container.id))
     args = (request.query.get("ps_args") or "-ef").split()
+    # without COLUMNS, and not on a terminal, ps does not cut the command line short
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     process = await asyncio.create_subprocess_exec(
-        "ps", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        "ps", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
     )
     out, err = await process.communicate()
     if process.returncode != 0:

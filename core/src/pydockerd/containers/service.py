@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -79,6 +80,7 @@ _RESTART_BACKOFF_START = 0.1
 _RESTART_BACKOFF_MAX = 60.0
 _RESTART_RESET_AFTER = 10.0
 _LOST_EXIT_CODE = 255
+_CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
 
 
 def start_error_status(message: str) -> int:
@@ -167,8 +169,8 @@ class ContainerService:
         """Read every container of the data-root; drop what a crash left half-created."""
         for directory in sorted(self.root.iterdir()):
             file = directory / "container.json"
-            if not file.is_file():
-                logger.info("removing {}: a container that was never fully created", directory)
+            if not _CONTAINER_ID.fullmatch(directory.name) or not file.is_file():
+                logger.info("removing {}: a container half created or half removed", directory)
                 shutil.rmtree(directory, ignore_errors=True)
                 continue
             try:
@@ -631,6 +633,8 @@ class ContainerService:
             record = held.pop(container.id, None)
             status = container.state.status
             if status not in ("running", "paused", "restarting"):
+                if record is not None:  # made by a start the daemon did not live to finish
+                    await self._drop(record)
                 continue
             live = self.live[container.id]
             if record is not None and record["state"] != "exited":
@@ -661,10 +665,14 @@ class ContainerService:
             self._spawn(self._exited(container, event))
         for orphan in held.values():  # nobody can see it: end it
             logger.warning("supervisor holds unknown container {}; killing it", orphan["id"])
-            with contextlib.suppress(PydockerdError):
-                if orphan["state"] != "exited":
-                    await self.supervisor.call_now("kill", id=orphan["id"], signal=9, all=True)
-                await self.supervisor.call_now("forget", id=orphan["id"])
+            await self._drop(orphan)
+
+    async def _drop(self, record: dict[str, Any]) -> None:
+        """End and forget a process the supervisor holds for no container we know."""
+        with contextlib.suppress(PydockerdError):
+            if record["state"] != "exited":
+                await self.supervisor.call_now("kill", id=record["id"], signal=9, all=True)
+            await self.supervisor.call_now("forget", id=record["id"])
 
     def on_supervisor_gone(self) -> None:
         """The supervisor's connection ended: if it held running containers, connect to a new
@@ -846,10 +854,14 @@ class ContainerService:
                     await live.stopped.wait()
             container.state.status = "removing"
             await self._release(container)
-            await self.storage.remove(container.id)
+            # gone for good from here on, even if the daemon dies: a directory not named by
+            # an ID is dropped at start-up, and its storage layer collected
+            doomed = container.directory.with_name(f".{container.id}.removing")
+            container.directory.rename(doomed)
             del self.containers[container.id]
             self.names.pop(container.name, None)
-            shutil.rmtree(container.directory, ignore_errors=True)
+            await self.storage.remove(container.id)
+            shutil.rmtree(doomed, ignore_errors=True)
             for point in container.mounts:
                 if point.type == "volume" and point.anonymous and volumes:
                     with contextlib.suppress(PydockerdError):

@@ -179,15 +179,38 @@ class _LineSplitter:
 
 
 class _Attachment:
-    """One stream connection's view of a process: which outputs it gets, in frames."""
+    """One stream connection's view of a process: which outputs it gets, in frames.
+
+    It is attached before the process starts (no output is missed) but *held* until the
+    stream's reply line is written: frames arriving meanwhile wait in :attr:`held`.
+    """
 
     def __init__(self, writer: asyncio.StreamWriter, streams: set[int]) -> None:
         self.writer = writer
         self.streams = streams
+        self.held: list[bytes] | None = []
 
     def send(self, stream: int, data: bytes) -> None:
         if stream in self.streams and not self.writer.is_closing():
-            self.writer.write(frame(stream, data))
+            self._write(frame(stream, data))
+
+    def _write(self, data: bytes) -> None:
+        if self.held is not None:
+            self.held.append(data)
+        else:
+            self.writer.write(data)
+
+    def release(self) -> None:
+        """The reply is out: write what was held, and from now on write at once."""
+        held, self.held = self.held or [], None
+        for data in held:
+            self.writer.write(data)
+
+    def finish(self, trailer: bytes = b"") -> None:
+        """The output has ended: the last frame (if any), then the end of the stream."""
+        self._write(trailer)
+        if self.held is None:
+            self.writer.close()
 
 
 @dataclass
@@ -503,11 +526,17 @@ class Supervisor:
         return {"pid": process.pid}
 
     async def _start_exec(
-        self, message: dict[str, Any], *, discard: bool = False
+        self,
+        message: dict[str, Any],
+        *,
+        discard: bool = False,
+        attachment: _Attachment | None = None,
     ) -> tuple[_Process, _Container]:
         container = self._running(message["id"])
         spec = ProcessSpec.from_dict(message["process"])
         process = _Process()
+        if attachment is not None:
+            process.attachments.add(attachment)
         stdio, child_fds = await self._stdio(
             process,
             tty=spec.terminal,
@@ -648,20 +677,19 @@ class Supervisor:
         """An attach to a container's first process, or an exec with its streams."""
         self.streams += 1
         try:
+            wanted = ((STDOUT, first.get("stdout")), (STDERR, first.get("stderr")))
+            attachment = _Attachment(writer, {stream for stream, on in wanted if on})
             container: _Container
             if first["op"] == "attach":
                 container = self._container(first["id"])
                 process = container.process
                 if container.state == "exited":
                     raise Conflict("You cannot attach to a stopped container, start it first")
-            else:
-                process, container = await self._start_exec(first)
-            streams = {
-                s for s, on in ((STDOUT, first.get("stdout")), (STDERR, first.get("stderr"))) if on
-            }
-            attachment = _Attachment(writer, streams)
-            process.attachments.add(attachment)
+                process.attachments.add(attachment)
+            else:  # attached before it starts: no output is missed
+                process, container = await self._start_exec(first, attachment=attachment)
             write_message(writer, {"ok": True, "pid": process.pid, "tty": process.tty})
+            attachment.release()
             await writer.drain()
             if first.get("stdin"):
                 await self._pump_stdin(
