@@ -9,6 +9,7 @@ message and ``exit_status`` in one place (``pydocker.cli``), so no traceback rea
     ├── ConnectionFailed       the connection broke mid-request, or the reply is not HTTP/JSON
     ├── DaemonError            the daemon answered with an error status and ``{"message": ...}``
     ├── InvalidArgument        a flag value the command cannot use (``--since yesterday``)
+    ├── ReportedError          ``run``/``create``'s ``pydocker: <message>`` + where the help is
     └── TemplateError          a ``--format`` template that does not parse
 
 Malformed flags (``-f nonsense``) are click usage errors instead: exit status 125, as docker.
@@ -23,6 +24,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidHost",
     "PydockerError",
+    "ReportedError",
     "TemplateError",
 ]
 
@@ -74,6 +76,20 @@ class DaemonError(PydockerError):
 
 class InvalidArgument(PydockerError):
     """A flag's value is well-formed for the parser but means nothing to the command."""
+
+
+class ReportedError(PydockerError):
+    """docker's ``reportError``: ``docker: <message>``, a blank line and ``Run 'docker run
+    --help' for more information``, as ``run`` reports every failure and ``create`` the
+    flags it refuses; the status is 125 unless the failure says otherwise (126, 127)."""
+
+    def __init__(self, message: str, command_path: str, exit_status: int = 125) -> None:
+        program = command_path.split(" ", 1)[0]
+        super().__init__(
+            f"{program}: {message}\n\nRun '{command_path} --help' for more information"
+        )
+        self.message = message
+        self.exit_status = exit_status
 
 
 class TemplateError(PydockerError):

@@ -1,16 +1,21 @@
 """Output as the docker CLI prints it: aligned columns, sizes, event lines, ``--format``.
 
 ``--format`` takes a small subset of Go templates, enough for what people script against
-docker: ``{{.Field}}``, ``{{.A.B}}``, ``{{.}}``, ``{{json .}}`` / ``{{json .A}}``, the trim
-markers ``{{-`` and ``-}}``, the ``table`` prefix (a header row and aligned columns), and the
-shorthand ``json`` for ``{{json .}}``. Anything else in ``{{ }}`` is refused with a
+docker: ``{{.Field}}``, ``{{.A.B}}``, ``{{.}}``, ``{{json .}}`` / ``{{json .A}}``, a method
+with a string argument (``{{.Label "com.example"}}``), the trim markers ``{{-`` and ``-}}``,
+the ``table`` prefix (a header row and aligned columns), and the shorthand ``json`` for
+``{{json .}}``. Anything else in ``{{ }}`` is refused with a
 :class:`~pydocker.errors.TemplateError` rather than printed back wrongly.
+
+Listing commands render :class:`Row` objects: the display strings of docker's formatter
+contexts, plus their methods (``Label``).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
@@ -19,24 +24,75 @@ from typing import Any
 from pydocker.errors import TemplateError
 
 __all__ = [
+    "Row",
     "Template",
     "column_widths",
     "columns",
     "decimal_size",
     "ellipsis",
     "event_line",
+    "go_json",
+    "go_time",
     "go_value",
     "human_duration",
     "human_size",
     "rfc3339_nano",
+    "short_id",
     "table",
     "table_lines",
+    "time_ago",
 ]
 
 _ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.DOTALL)
 _PATH = r"\.(?:[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)?"
-_FIELD = re.compile(rf"(?:(json)\s+)?({_PATH})")
+_STRING = r'"(?:[^"\\]|\\.)*"'
+_FIELD = re.compile(rf"(?:(json)\s+)?({_PATH})((?:\s+{_STRING})*)")
+_ARGUMENT = re.compile(_STRING)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_HTML_ESCAPES = (
+    ("<", "\\u003c"),
+    (">", "\\u003e"),
+    ("&", "\\u0026"),
+    ("\u2028", "\\u2028"),
+    ("\u2029", "\\u2029"),
+)
+_SHORT_ID = 12
+
+
+class Row(dict[str, Any]):
+    """One item of a listing as docker's formatter context shows it: field name → display
+    string, and methods (callables taking string arguments, such as ``Label``).
+    ``{{json .}}`` prints it as docker's ``MarshalJSON`` does: without the methods, and
+    with ``<``, ``>`` and ``&`` escaped."""
+
+
+def _go_escape(text: str) -> str:
+    """What Go's ``json.Marshal`` escapes and Python's ``json`` does not."""
+    for char, escaped in _HTML_ESCAPES:
+        text = text.replace(char, escaped)
+    return text
+
+
+def go_json(value: Any) -> str:
+    """``value`` indented 4 spaces as docker's inspect prints it (Go's ``json.Indent`` of
+    ``json.Marshal`` output: ``<``, ``>``, ``&`` escaped, other characters kept)."""
+    return _go_escape(json.dumps(value, indent=4, ensure_ascii=False))
+
+
+def short_id(object_id: str) -> str:
+    """docker's ``TruncateID``: drop the algorithm, keep 12 characters."""
+    return object_id.split(":", 1)[-1][:_SHORT_ID]
+
+
+def go_time(seconds: float) -> str:
+    """``time.Unix(s, 0).String()`` in local time: ``2024-01-02 15:04:05 +0100 CET``."""
+    moment = datetime.fromtimestamp(seconds).astimezone()
+    return f"{moment:%Y-%m-%d %H:%M:%S %z %Z}"
+
+
+def time_ago(moment: float, now: float | None = None) -> str:
+    """How long ago ``moment`` (unix seconds) was, as docker words it: ``3 hours ago``."""
+    return human_duration((time.time() if now is None else now) - moment) + " ago"
 
 
 def go_value(value: Any) -> str:
@@ -55,7 +111,11 @@ def go_value(value: Any) -> str:
 
 
 def _to_json(value: Any) -> str:
-    """docker's ``json`` template function: compact, no HTML escaping, UTF-8 kept."""
+    """docker's ``json`` template function: compact, no HTML escaping, UTF-8 kept; a
+    :class:`Row` as its ``MarshalJSON`` writes it."""
+    if isinstance(value, Row):
+        fields = {key: value[key] for key in sorted(value) if not callable(value[key])}
+        return _go_escape(json.dumps(fields, separators=(",", ":"), ensure_ascii=False))
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -76,12 +136,26 @@ def _header(path: str) -> str:
 class _Field:
     path: str
     as_json: bool
+    args: tuple[str, ...] = ()
 
     def render(self, value: Any) -> str:
         found = _lookup(value, self.path)
+        if callable(found):
+            found = found(*self.args)
+        elif self.args:
+            found = None
         if self.as_json:
             return _to_json(found)
         return "<no value>" if found is None else go_value(found)
+
+    @property
+    def header(self) -> str:
+        """The column title: the field's name in capitals; for ``{{.Label "a.b-c"}}`` the
+        label's last part, dashes and underscores as blanks (``b c``), as docker titles
+        it."""
+        if self.args:
+            return re.sub(r"[-_]", " ", self.args[0].rsplit(".", 1)[-1])
+        return _header(self.path)
 
 
 @dataclass(frozen=True)
@@ -117,9 +191,10 @@ class Template:
             if field is None:
                 raise TemplateError(
                     f"template: unsupported action {{{{{action}}}}}: this client supports "
-                    "{{.Field}}, {{.A.B}}, {{.}} and {{json .Field}}"
+                    '{{.Field}}, {{.A.B}}, {{.}}, {{json .Field}} and {{.Method "arg"}}'
                 )
-            parts += [literal, _Field(field.group(2), bool(field.group(1)))]
+            args = tuple(json.loads(arg) for arg in _ARGUMENT.findall(field.group(3)))
+            parts += [literal, _Field(field.group(2), bool(field.group(1)), args)]
             position, trim_next = match.end(), bool(match.group(3))
         rest = text[position:]
         if "{{" in rest:
@@ -137,7 +212,7 @@ class Template:
 
     def header(self) -> str:
         """The header row of a ``table`` template: each field's name, in capitals."""
-        return self._join(lambda field: _header(field.path))
+        return self._join(lambda field: field.header)
 
     def _join(self, field_text: Callable[[_Field], str]) -> str:
         return "".join(p if isinstance(p, str) else field_text(p) for p in self.parts)
@@ -280,7 +355,9 @@ def table_lines(template: Template, items: Sequence[Any], titles: dict[str, str]
     derived from the name as :meth:`Template.header` does."""
 
     def title(field: _Field) -> str:
-        return titles.get(field.path.lstrip("."), _header(field.path))
+        if field.args:
+            return field.header
+        return titles.get(field.path.lstrip("."), field.header)
 
     rows = [template._join(title).split("\t"), *(template.render(i).split("\t") for i in items)]
     return columns(rows)

@@ -1,5 +1,6 @@
-"""What the commands share: the global state, and the options every listing command has
-(``--filter``, ``--format``) with the parsers of their values."""
+"""What the commands share: the global state, the options every listing command has
+(``--filter``, ``--format``) with the parsers of their values, and docker's (pflag's) way
+of reading boolean and integer flags."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import functools
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -20,11 +21,15 @@ from pydocker.formatting import Template
 
 __all__ = [
     "FlagError",
+    "GoCommand",
+    "GoInt",
     "State",
     "filter_option",
     "filters_param",
+    "flag_name",
     "format_option",
     "parse_filters",
+    "parse_go_bool",
     "parse_time",
     "pass_client",
     "pass_state",
@@ -47,6 +52,20 @@ _UNIT_SECONDS = {
     "h": 3600.0,
 }
 _UNIX_TIME = re.compile(r"\d+(?:\.\d{1,9})?")
+_GO_BOOLS = {
+    "1": True,
+    "t": True,
+    "T": True,
+    "true": True,
+    "TRUE": True,
+    "True": True,
+    "0": False,
+    "f": False,
+    "F": False,
+    "false": False,
+    "FALSE": False,
+    "False": False,
+}
 
 
 class State:
@@ -105,6 +124,106 @@ class FlagError(click.UsageError):
 
     def __init__(self, value: str, flag: str, reason: str) -> None:
         super().__init__(f'invalid argument "{value}" for "{flag}" flag: {reason}')
+
+
+def flag_name(param: click.Parameter) -> str:
+    """A flag as docker names it in errors: ``-c, --cpu-shares``."""
+    return ", ".join(sorted(param.opts, key=lambda name: name.startswith("--")))
+
+
+def parse_go_bool(value: str, flag: str) -> bool:
+    """``strconv.ParseBool``.
+
+    :raises FlagError: anything else, with docker's message.
+    """
+    if value not in _GO_BOOLS:
+        raise FlagError(value, flag, f'strconv.ParseBool: parsing "{value}": invalid syntax')
+    return _GO_BOOLS[value]
+
+
+class GoInt(click.ParamType[int]):
+    """An integer flag refused in docker's words (``strconv.ParseInt: parsing "x": invalid
+    syntax``), between ``minimum`` and ``maximum`` (a 64-bit integer by default)."""
+
+    name = "int"
+
+    def __init__(self, minimum: int = -(2**63), maximum: int = 2**63 - 1) -> None:
+        self.minimum, self.maximum = minimum, maximum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        flag = flag_name(param) if param else "value"
+        function = "ParseInt" if self.minimum < 0 else "ParseUint"
+        try:
+            number = int(value, 10)
+        except ValueError:
+            raise FlagError(
+                value, flag, f'strconv.{function}: parsing "{value}": invalid syntax'
+            ) from None
+        if not self.minimum <= number <= self.maximum:
+            raise FlagError(
+                value, flag, f'strconv.{function}: parsing "{value}": value out of range'
+            )
+        return number
+
+
+class GoCommand(click.Command):
+    """A command whose boolean flags also take a value, as docker's do: ``--rm=false``,
+    ``-t=true``, ``--sig-proxy=false`` (a flag that is on by default needs a secondary
+    name, ``--sig-proxy/--no-sig-proxy``, for its false). Parsing stops rewriting at ``--``
+    and, for a command that takes no options after its arguments, at the first argument."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        options = {
+            name: param
+            for param in self.get_params(ctx)
+            if isinstance(param, click.Option)
+            for name in (*param.opts, *param.secondary_opts)
+        }
+        rewritten: list[str] = []
+        index = 0
+        while index < len(args):
+            arg = args[index]
+            index += 1
+            if arg == "--" or not arg.startswith("-") or arg == "-":
+                if arg == "--" or not ctx.allow_interspersed_args:
+                    rewritten += [arg, *args[index:]]
+                    break
+                rewritten.append(arg)
+                continue
+            name, separator, value = arg.partition("=")
+            param = options.get(name)
+            if separator and isinstance(param, click.Option) and param.is_flag:
+                rewritten += self._flag(param, name, value)
+                continue
+            rewritten.append(arg)
+            if self._takes_next(arg, options, separator) and index < len(args):
+                rewritten.append(args[index])
+                index += 1
+        return super().parse_args(ctx, rewritten)
+
+    @staticmethod
+    def _flag(param: click.Option, name: str, value: str) -> list[str]:
+        on = parse_go_bool(value, flag_name(param))
+        if name in param.secondary_opts:
+            on = not on
+        if on:
+            return [param.opts[0]]
+        return [param.secondary_opts[0]] if param.secondary_opts else []
+
+    @staticmethod
+    def _takes_next(arg: str, options: Mapping[str, click.Option], separator: str) -> bool:
+        """Whether the word after ``arg`` is its value (``-p 80``, ``-dp 80``, not
+        ``-p80`` or ``--publish=80``)."""
+        if arg.startswith("--"):
+            param = options.get(arg)
+            return not separator and param is not None and not param.is_flag
+        for position, letter in enumerate(arg[1:], start=1):
+            param = options.get(f"-{letter}")
+            if param is not None and not param.is_flag:
+                return position == len(arg) - 1
+        return False
 
 
 def parse_filters(

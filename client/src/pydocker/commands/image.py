@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
@@ -21,21 +20,32 @@ import click
 
 from pydocker.api import APIClient
 from pydocker.commands import system as system_commands
+from pydocker.commands.common import (
+    Filters,
+    confirm,
+    inspect_each,
+    number,
+    os_error,
+    print_lines,
+    print_prune_report,
+    prune_filter_option,
+    render,
+)
 from pydocker.errors import DaemonError, InvalidArgument, PydockerError
 from pydocker.formatting import (
     Template,
     columns,
     decimal_size,
     ellipsis,
-    human_duration,
-    table_lines,
+    go_time,
+    short_id,
+    time_ago,
 )
 from pydocker.options import (
-    FlagError,
+    GoCommand,
     filter_option,
     filters_param,
     format_option,
-    parse_filters,
     pass_client,
 )
 
@@ -44,7 +54,6 @@ __all__ = [
     "ReferenceError",
     "display_json_messages",
     "familiar_name",
-    "go_json",
     "image_rows",
     "normalize_reference",
     "split_target",
@@ -53,9 +62,6 @@ __all__ = [
 _CHUNK = 64 * 1024
 _HISTORY_EPOCH = 946684800  # 2000-01-01T00:00:00Z: older history entries show no age
 _CREATED_BY_WIDTH = 45
-_SHORT_ID = 12
-
-Filters = dict[str, dict[str, bool]]
 
 
 # -- references (distribution/reference, as far as the CLI needs it) ---------------------
@@ -158,70 +164,11 @@ def _check_source(source: str) -> None:
 # -- shared output helpers --------------------------------------------------------------
 
 
-def short_id(image_id: str) -> str:
-    """docker's ``TruncateID``: drop the algorithm, keep 12 characters."""
-    return image_id.split(":", 1)[-1][:_SHORT_ID]
-
-
-def _since(created: float, now: float | None = None) -> str:
-    return human_duration((time.time() if now is None else now) - created) + " ago"
-
-
-def _go_time(seconds: float) -> str:
-    """``time.Unix(s, 0).String()`` in local time: ``2024-01-02 15:04:05 +0100 CET``."""
-    moment = datetime.fromtimestamp(seconds).astimezone()
-    return f"{moment:%Y-%m-%d %H:%M:%S %z %Z}"
-
-
 def _rfc3339(seconds: float) -> str:
     """``time.Unix(s, 0).Format(time.RFC3339)`` in local time."""
     moment = datetime.fromtimestamp(int(seconds)).astimezone()
     text = moment.isoformat()
     return text[:-6] + "Z" if moment.utcoffset() is not None and text.endswith("+00:00") else text
-
-
-def _number(value: Any, default: int = 0) -> int:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
-
-
-def _print_lines(lines: Iterable[str]) -> None:
-    for line in lines:
-        click.echo(line)
-
-
-def _render(
-    template: Template | None,
-    default: Template,
-    items: list[dict[str, str]],
-    titles: dict[str, str],
-) -> None:
-    """Print ``items`` with the command's own table, or the user's template."""
-    chosen = default if template is None or template.is_default_table else template
-    if chosen.is_table:
-        _print_lines(table_lines(chosen, items, titles))
-    else:
-        _print_lines(chosen.render(item) for item in items)
-
-
-def go_json(value: Any) -> str:
-    """``value`` indented 4 spaces as docker's inspect prints it (Go's ``json.Indent`` of
-    ``json.Marshal`` output: ``<``, ``>``, ``&`` escaped, other characters kept)."""
-    text = json.dumps(value, indent=4, ensure_ascii=False)
-    for char, escaped in (
-        ("<", "\\u003c"),
-        (">", "\\u003e"),
-        ("&", "\\u0026"),
-        ("\u2028", "\\u2028"),
-        ("\u2029", "\\u2029"),
-    ):
-        text = text.replace(char, escaped)
-    return text
-
-
-def _os_error(op: str, path: str, error: OSError) -> str:
-    """An OS error in Go's words: ``open x: no such file or directory``."""
-    reason = error.strerror or str(error)
-    return f"{op} {path}: {reason[:1].lower()}{reason[1:]}"
 
 
 def display_json_messages(messages: Iterable[Any], out: Callable[[str], None]) -> None:
@@ -244,7 +191,7 @@ def display_json_messages(messages: Iterable[Any], out: Callable[[str], None]) -
             continue
         progress = message.get("progressDetail") or {}
         if isinstance(progress, dict) and (
-            _number(progress.get("current")) > 0 or _number(progress.get("total")) > 0
+            number(progress.get("current")) > 0 or number(progress.get("total")) > 0
         ):
             continue
         line = ""
@@ -304,14 +251,14 @@ def _image_fields(
     """What a template sees for one row, keyed as docker's image context (sorted, as
     ``{{json .}}`` prints them)."""
     image_id = str(image.get("Id") or "")
-    created = _number(image.get("Created"))
-    size = _number(image.get("Size"))
-    shared = _number(image.get("SharedSize"), -1)
-    containers = _number(image.get("Containers"), -1)
+    created = number(image.get("Created"))
+    size = number(image.get("Size"))
+    shared = number(image.get("SharedSize"), -1)
+    containers = number(image.get("Containers"), -1)
     return {
         "Containers": "N/A" if containers == -1 else str(containers),
-        "CreatedAt": _go_time(created),
-        "CreatedSince": _since(created, now),
+        "CreatedAt": go_time(created),
+        "CreatedSince": time_ago(created, now),
         "Digest": digest,
         "ID": short_id(image_id) if trunc else image_id,
         "Repository": repo,
@@ -402,7 +349,7 @@ def images(
     rows = image_rows(
         items, digests=digests, need_digest=_uses(chosen, "Digest"), trunc=not no_trunc
     )
-    _render(chosen, chosen, rows, _IMAGE_TITLES)
+    render(chosen, chosen, rows, _IMAGE_TITLES)
 
 
 def _uses(template: Template, field: str) -> bool:
@@ -412,41 +359,13 @@ def _uses(template: Template, field: str) -> bool:
 # -- inspect ----------------------------------------------------------------------------
 
 
-def _print_inspected(elements: list[Any], template: Template | None) -> None:
-    if template is None:
-        click.echo(go_json(elements))
-    elif not elements:
-        click.echo("")
-    else:
-        _print_lines(template.render(e) for e in elements)
-
-
-def _inspect_each(
-    names: tuple[str, ...], template: Template | None, lookup: Callable[[str], Any]
-) -> None:
-    """docker's ``inspect.Inspect``: every element found is printed, then the errors of
-    the others, one a line, and the status is 1."""
-    elements: list[Any] = []
-    failures: list[str] = []
-    for name in names:
-        try:
-            elements.append(lookup(name))
-        except DaemonError as e:
-            failures.append(str(e))
-        except InvalidArgument as e:
-            failures.append(str(e))
-    _print_inspected(elements, template)
-    if failures:
-        raise PydockerError("\n".join(failures))
-
-
 @click.command("inspect")
 @click.argument("names", nargs=-1, required=True, metavar="IMAGE...")
 @format_option(short=True, error_status=64)
 @pass_client
 def image_inspect(client: APIClient, names: tuple[str, ...], template: Template | None) -> None:
     """Display detailed information on one or more images."""
-    _inspect_each(names, template, lambda name: client.get(f"/images/{name}/json"))
+    inspect_each(names, template, lambda name: client.get(f"/images/{name}/json"))
 
 
 _OBJECT_PATHS = {
@@ -499,7 +418,7 @@ def inspect(
                     raise
         raise InvalidArgument(f"Error: No such object: {name}")
 
-    _inspect_each(names, template, lookup)
+    inspect_each(names, template, lookup)
 
 
 # -- tag --------------------------------------------------------------------------------
@@ -576,43 +495,6 @@ _HISTORY_TABLE = Template.parse(
 _HISTORY_RAW_TABLE = Template.parse(
     "table {{.ID}}\t{{.CreatedAt}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
 )
-_GO_BOOLS = {
-    "1": True,
-    "t": True,
-    "T": True,
-    "true": True,
-    "TRUE": True,
-    "True": True,
-    "0": False,
-    "f": False,
-    "F": False,
-    "false": False,
-    "FALSE": False,
-    "False": False,
-}
-
-
-class _HistoryCommand(click.Command):
-    """Takes ``-H=false`` / ``--human=false`` as docker's boolean flags do."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        rewritten: list[str] = []
-        for index, arg in enumerate(args):
-            if arg == "--":
-                rewritten += args[index:]
-                break
-            name, separator, value = arg.partition("=")
-            if separator and name in ("-H", "--human"):
-                if value not in _GO_BOOLS:
-                    raise FlagError(
-                        value,
-                        "-H, --human",
-                        f'strconv.ParseBool: parsing "{value}": invalid syntax',
-                    )
-                rewritten.append("--human" if _GO_BOOLS[value] else "--no-human")
-            else:
-                rewritten.append(arg)
-        return super().parse_args(ctx, rewritten)
 
 
 def history_rows(
@@ -623,16 +505,16 @@ def history_rows(
     rows = []
     for entry in entries:
         entry_id = str(entry.get("Id") or "")
-        created = _number(entry.get("Created"))
+        created = number(entry.get("Created"))
         created_at = _rfc3339(created)
         if not human:
             since = created_at
         elif created <= _HISTORY_EPOCH:
             since = ""
         else:
-            since = _since(created, moment)
+            since = time_ago(created, moment)
         created_by = str(entry.get("CreatedBy") or "").replace("\t", " ")
-        size = _number(entry.get("Size"))
+        size = number(entry.get("Size"))
         rows.append(
             {
                 "Comment": str(entry.get("Comment") or ""),
@@ -646,7 +528,7 @@ def history_rows(
     return rows
 
 
-@click.command("history", cls=_HistoryCommand)
+@click.command("history", cls=GoCommand)
 @click.argument("name", metavar="IMAGE")
 @click.option(
     "-H",
@@ -671,7 +553,7 @@ def history(
     entries: list[dict[str, Any]] = client.get(f"/images/{name}/history")
     default = _QUIET if quiet else _HISTORY_TABLE if human else _HISTORY_RAW_TABLE
     rows = history_rows(entries, human=human, trunc=not no_trunc)
-    _render(template, default, rows, _HISTORY_TITLES)
+    render(template, default, rows, _HISTORY_TITLES)
 
 
 # -- save -------------------------------------------------------------------------------
@@ -685,7 +567,7 @@ def _open_output(path: str) -> tuple[IO[bytes], Path]:
         try:
             mode = directory.stat().st_mode
         except OSError as e:
-            reason = _os_error("stat", str(directory), e)
+            reason = os_error("stat", str(directory), e)
             raise InvalidArgument(f"failed to save image: invalid output path: {reason}") from None
         if not stat.S_ISDIR(mode):
             raise InvalidArgument(
@@ -743,7 +625,7 @@ def _file_chunks(path: str) -> Iterator[bytes]:
     try:
         handle = Path(path).open("rb")  # noqa: SIM115 - closed by the generator
     except OSError as e:
-        raise InvalidArgument(_os_error("open", path, e)) from None
+        raise InvalidArgument(os_error("open", path, e)) from None
 
     def read() -> Iterator[bytes]:
         with handle:
@@ -821,47 +703,25 @@ _ALL_WARNING = (
 )
 
 
-def _confirm(message: str) -> bool:
-    """docker's prompt: the question on stdout, ``y`` or ``Y`` on stdin to go on."""
-    click.echo(f"{message} [y/N] ", nl=False)
-    answer = sys.stdin.readline()
-    return answer.strip().lower() == "y"
-
-
-def _prune_filters(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> Filters:
-    return parse_filters(value, "--filter")
-
-
 @click.command("prune")
 @click.option("-a", "--all", "prune_all", is_flag=True, help="Remove all unused images.")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
-@click.option(
-    "--filter",
-    "filters",
-    multiple=True,
-    metavar="FILTER",
-    callback=_prune_filters,
-    help='Provide filter values (e.g. "until=<timestamp>").',
-)
+@prune_filter_option
 @pass_client
 def prune(client: APIClient, prune_all: bool, force: bool, filters: Filters) -> None:
     """Remove unused images: dangling ones, or with -a all without a container."""
     filters.setdefault("dangling", {})["false" if prune_all else "true"] = True
-    if not force and not _confirm(_ALL_WARNING if prune_all else _DANGLING_WARNING):
+    if not force and not confirm(_ALL_WARNING if prune_all else _DANGLING_WARNING):
         return  # docker: cancelled, status 0
     report = client.post("/images/prune", params=filters_param(dict(sorted(filters.items()))))
     deleted = (report or {}).get("ImagesDeleted") or []
-    reclaimed = 0
-    if deleted:
-        lines = ["Deleted Images:"]
-        for item in deleted:
-            if item.get("Untagged"):
-                lines.append(f"untagged: {item['Untagged']}")
-            else:
-                lines.append(f"deleted: {item.get('Deleted', '')}")
-        click.echo("\n".join(lines) + "\n")
-        reclaimed = _number((report or {}).get("SpaceReclaimed"))
-    click.echo(f"Total reclaimed space: {decimal_size(reclaimed, 4)}")
+    lines = [
+        f"untagged: {item['Untagged']}"
+        if item.get("Untagged")
+        else f"deleted: {item.get('Deleted', '')}"
+        for item in deleted
+    ]
+    print_prune_report("Images", lines, number((report or {}).get("SpaceReclaimed")))
 
 
 # -- system df --------------------------------------------------------------------------
@@ -902,31 +762,29 @@ def df_rows(usage: dict[str, Any]) -> list[dict[str, str]]:
     """The four summary rows of ``system df``, computed from ``GET /system/df`` as docker
     28 computes them."""
     images_ = _dicts(usage.get("Images"))
-    layers = _number(usage.get("LayersSize"))
+    layers = number(usage.get("LayersSize"))
     used = 0
     for image in images_:
-        if _number(image.get("Containers")) != 0:
-            size, shared = _number(image.get("Size"), -1), _number(image.get("SharedSize"), -1)
+        if number(image.get("Containers")) != 0:
+            size, shared = number(image.get("Size"), -1), number(image.get("SharedSize"), -1)
             if size != -1 and shared != -1:
                 used += size - shared
-    image_active = sum(1 for i in images_ if _number(i.get("Containers")) > 0)
+    image_active = sum(1 for i in images_ if number(i.get("Containers")) > 0)
 
     containers = _dicts(usage.get("Containers"))
-    container_total = sum(_number(c.get("SizeRw")) for c in containers)
+    container_total = sum(number(c.get("SizeRw")) for c in containers)
     live = [c for c in containers if any(s in str(c.get("State", "")) for s in _ACTIVE_STATES)]
-    container_reclaimable = container_total - sum(_number(c.get("SizeRw")) for c in live)
+    container_reclaimable = container_total - sum(number(c.get("SizeRw")) for c in live)
 
     volumes = [v.get("UsageData") or {} for v in _dicts(usage.get("Volumes"))]
-    sized = [v for v in volumes if _number(v.get("Size"), -1) != -1]
-    volume_total = sum(_number(v.get("Size")) for v in sized)
-    volume_reclaimable = sum(
-        _number(v.get("Size")) for v in sized if _number(v.get("RefCount")) == 0
-    )
-    volume_active = sum(1 for v in volumes if _number(v.get("RefCount")) > 0)
+    sized = [v for v in volumes if number(v.get("Size"), -1) != -1]
+    volume_total = sum(number(v.get("Size")) for v in sized)
+    volume_reclaimable = sum(number(v.get("Size")) for v in sized if number(v.get("RefCount")) == 0)
+    volume_active = sum(1 for v in volumes if number(v.get("RefCount")) > 0)
 
     cache = _dicts(usage.get("BuildCache"))
-    builder = sum(_number(r.get("Size")) for r in cache if not r.get("Shared"))
-    in_use = sum(_number(r.get("Size")) for r in cache if r.get("InUse") and not r.get("Shared"))
+    builder = sum(number(r.get("Size")) for r in cache if not r.get("Shared"))
+    in_use = sum(number(r.get("Size")) for r in cache if r.get("InUse") and not r.get("Shared"))
     return [
         _df_row(
             "Images",
@@ -1028,8 +886,8 @@ def df_verbose_lines(usage: dict[str, Any], now: float | None = None) -> list[st
                 image_name,
                 f'"{ellipsis(str(container.get("Command") or ""), 20)}"',
                 str(volumes),
-                decimal_size(_number(container.get("SizeRw"))),
-                _since(_number(container.get("Created")), moment),
+                decimal_size(number(container.get("SizeRw"))),
+                time_ago(number(container.get("Created")), moment),
                 str(container.get("Status") or ""),
                 ",".join(names),
             ]
@@ -1039,7 +897,7 @@ def df_verbose_lines(usage: dict[str, Any], now: float | None = None) -> list[st
     volume_table = [["VOLUME NAME", "LINKS", "SIZE"]]
     for volume in _dicts(usage.get("Volumes")):
         data = volume.get("UsageData") or {}
-        refs, size = _number(data.get("RefCount"), -1), _number(data.get("Size"), -1)
+        refs, size = number(data.get("RefCount"), -1), number(data.get("Size"), -1)
         volume_table.append(
             [
                 str(volume.get("Name") or ""),
@@ -1049,7 +907,7 @@ def df_verbose_lines(usage: dict[str, Any], now: float | None = None) -> list[st
         )
     lines += columns(volume_table)
     cache = _dicts(usage.get("BuildCache"))
-    builder = sum(_number(r.get("Size")) for r in cache if not r.get("Shared"))
+    builder = sum(number(r.get("Size")) for r in cache if not r.get("Shared"))
     lines += ["", f"Build cache usage: {decimal_size(builder, 4)}", ""]
     cache_table = [["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"]]
 
@@ -1065,10 +923,10 @@ def df_verbose_lines(usage: dict[str, Any], now: float | None = None) -> list[st
             [
                 record_id + ("*" if record.get("InUse") else ""),
                 str(record.get("Type") or ""),
-                decimal_size(_number(record.get("Size"))),
-                "" if created is None else _since(created, moment),
-                "" if used_at is None else _since(used_at, moment),
-                str(_number(record.get("UsageCount"))),
+                decimal_size(number(record.get("Size"))),
+                "" if created is None else time_ago(created, moment),
+                "" if used_at is None else time_ago(used_at, moment),
+                str(number(record.get("UsageCount"))),
                 "true" if record.get("Shared") else "false",
             ]
         )
@@ -1085,11 +943,11 @@ def df(client: APIClient, verbose: bool, template: Template | None) -> None:
     usage: dict[str, Any] = client.get("/system/df")
     if verbose:
         if template is None or template.is_default_table:
-            _print_lines(df_verbose_lines(usage))
+            print_lines(df_verbose_lines(usage))
         else:
             click.echo(template.render(usage))
         return
-    _render(template, _DF_TABLE, df_rows(usage), _DF_TITLES)
+    render(template, _DF_TABLE, df_rows(usage), _DF_TITLES)
 
 
 # -- groups -----------------------------------------------------------------------------

@@ -1,0 +1,169 @@
+"""What several command modules do alike: printing listings and inspected objects, the
+prune prompt, and running one request per named object as docker does (every one is
+tried; the errors are reported together at the end)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import click
+
+from pydocker.errors import DaemonError, InvalidArgument, PydockerError
+from pydocker.formatting import Template, decimal_size, go_json, table_lines
+from pydocker.options import parse_filters
+
+__all__ = [
+    "Filters",
+    "confirm",
+    "for_each",
+    "inspect_each",
+    "kv_map",
+    "label_fields",
+    "natural_key",
+    "number",
+    "os_error",
+    "print_lines",
+    "print_prune_report",
+    "prune_filter_option",
+    "render",
+]
+
+Filters = dict[str, dict[str, bool]]
+
+
+def number(value: Any, default: int = 0) -> int:
+    """An integer field of a daemon reply; ``default`` when it is missing or not a number."""
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+
+
+def kv_map(items: Iterable[str]) -> dict[str, str]:
+    """``KEY=VALUE`` strings as a map (docker's ``ConvertKVStringsToMap``: a bare ``KEY``
+    maps to ``""``, the last value wins), keys sorted as Go marshals a map."""
+    result: dict[str, str] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        result[key] = value
+    return dict(sorted(result.items()))
+
+
+def natural_key(text: str) -> list[tuple[int, int, str]]:
+    """A sort key for ``sortorder.NaturalLess``: runs of digits compare as numbers."""
+    parts = (part for part in re.split(r"(\d+)", text) if part)
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in parts]
+
+
+def label_fields(labels: Mapping[str, str] | None) -> dict[str, Any]:
+    """The ``Labels`` field (``a=1,b=2``) and the ``Label "a"`` method of docker's
+    formatter contexts."""
+    found = dict(labels or {})
+    return {
+        "Labels": ",".join(f"{key}={value}" for key, value in sorted(found.items())),
+        "Label": lambda name: str(found.get(name, "")),
+    }
+
+
+def print_lines(lines: Iterable[str]) -> None:
+    for line in lines:
+        click.echo(line)
+
+
+def render(
+    template: Template | None,
+    default: Template,
+    items: Sequence[Any],
+    titles: dict[str, str],
+) -> None:
+    """Print ``items`` with the command's own table, or the user's template."""
+    chosen = default if template is None or template.is_default_table else template
+    if chosen.is_table:
+        print_lines(table_lines(chosen, items, titles))
+    else:
+        print_lines(chosen.render(item) for item in items)
+
+
+def os_error(op: str, path: str, error: OSError) -> str:
+    """An OS error in Go's words: ``open x: no such file or directory``."""
+    reason = error.strerror or str(error)
+    return f"{op} {path}: {reason[:1].lower()}{reason[1:]}"
+
+
+def inspect_each(
+    names: Sequence[str], template: Template | None, lookup: Callable[[str], Any]
+) -> None:
+    """docker's ``inspect.Inspect``: every element found is printed (as a JSON array, or
+    each through the template), then the errors of the others, one a line; status 1."""
+    elements: list[Any] = []
+    failures: list[str] = []
+    for name in names:
+        try:
+            elements.append(lookup(name))
+        except (DaemonError, InvalidArgument) as e:
+            failures.append(str(e))
+    if template is None:
+        click.echo(go_json(elements))
+    elif not elements:
+        click.echo("")
+    else:
+        print_lines(template.render(e) for e in elements)
+    if failures:
+        raise PydockerError("\n".join(failures))
+
+
+def for_each(
+    names: Sequence[str],
+    action: Callable[[str], object],
+    *,
+    echo: bool = True,
+    forgive: Callable[[PydockerError], bool] | None = None,
+) -> None:
+    """Apply ``action`` to every name; print each name that succeeded (``echo``), then fail
+    with all the errors, one a line, as docker's ``stop``, ``kill``, ``rm`` ... do. An
+    error ``forgive`` accepts is printed at once and does not fail the command
+    (``rm -f`` of a missing container)."""
+    failures: list[str] = []
+    for name in names:
+        try:
+            action(name)
+        except PydockerError as e:
+            if forgive is not None and forgive(e):
+                click.echo(str(e), err=True)
+                continue
+            failures.append(str(e))
+            continue
+        if echo:
+            click.echo(name)
+    if failures:
+        raise PydockerError("\n".join(failures))
+
+
+def print_prune_report(title: str, deleted: Sequence[str], reclaimed: int) -> None:
+    """What the prune commands print: ``Deleted <title>:``, a line per item and a blank
+    line (when anything went), then ``Total reclaimed space: <size>``."""
+    if deleted:
+        click.echo(f"Deleted {title}:\n" + "".join(f"{line}\n" for line in deleted))
+    click.echo(f"Total reclaimed space: {decimal_size(reclaimed if deleted else 0, 4)}")
+
+
+def confirm(message: str) -> bool:
+    """docker's prompt: the question on stdout, ``y`` or ``Y`` on stdin to go on."""
+    click.echo(f"{message} [y/N] ", nl=False)
+    answer = sys.stdin.readline()
+    return answer.strip().lower() == "y"
+
+
+def _prune_filters(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> Filters:
+    return parse_filters(value, "--filter")
+
+
+prune_filter_option = click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="FILTER",
+    callback=_prune_filters,
+    help='Provide filter values (e.g. "until=<timestamp>", "label=<key>=<value>").',
+)
+"""``--filter`` of the prune commands (no ``-f``: that is ``--force`` there)."""
