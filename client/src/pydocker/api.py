@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 
@@ -29,6 +29,7 @@ from pydocker.errors import (
     InvalidHost,
     PydockerError,
 )
+from pydocker.hijack import Hijacked, open_hijacked
 
 __all__ = [
     "DEFAULT_HOST",
@@ -248,21 +249,65 @@ class APIClient:
         except httpx.TransportError as e:
             raise self._failure(e, method, url) from e
 
+    @contextmanager
+    def stream(
+        self, method: str, path: str, *, params: Params = None, json: Any = None
+    ) -> Iterator[httpx.Response]:
+        """A request whose reply is read as it arrives, without a read timeout: the context
+        is entered once the response headers are in (``/containers/{id}/wait`` answers its
+        headers at once and its body when the container exits).
+
+        :raises DaemonError: an error status, before the context is entered.
+        """
+        with self._streaming(method, path, params=params, json=json) as response:
+            yield response
+
+    def hijack(self, path: str, params: QueryItems = None, body: Any = None) -> Hijacked:
+        """``POST`` to a versioned path and take over the connection once the daemon has
+        switched it to raw bytes (attach, exec start); see :mod:`pydocker.hijack`."""
+        target = self.url(path)
+        if params:
+            target += "?" + urlencode(list(params))
+        headers = {"User-Agent": f"pydocker/{__version__}"}
+        if body is None:
+            payload = b""
+            headers["Content-Type"] = "text/plain"
+        else:
+            payload = json.dumps(body, separators=(",", ":")).encode()
+            headers["Content-Type"] = "application/json"
+        log.debug("POST %s (hijack)", target)
+        return open_hijacked(
+            self.host.url,
+            self.host.base_url,
+            self.host.socket_path,
+            target,
+            headers=headers,
+            body=payload,
+            timeout=self._timeout,
+        )
+
     @staticmethod
-    def _json_values(response: httpx.Response) -> Iterator[Any]:
+    def json_values(response: httpx.Response) -> Iterator[Any]:
+        """The JSON values of a streamed reply, as they arrive."""
         decoder = _JSONStreamDecoder()
         for chunk in response.iter_text():
             yield from decoder.feed(chunk)
         decoder.close()
 
     def stream_json(
-        self, path: str, params: Params = None, *, method: str = "GET", json: Any = None
+        self,
+        path: str,
+        params: Params = None,
+        *,
+        method: str = "GET",
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Iterator[Any]:
         """Send a request whose reply is a stream of JSON values (one per line, or simply
         concatenated, as moby writes them) and yield each value as it arrives. The stream
         has no read timeout: it lasts until the daemon ends it."""
-        with self._streaming(method, path, params=params, json=json) as response:
-            yield from self._json_values(response)
+        with self._streaming(method, path, params=params, json=json, headers=headers) as response:
+            yield from self.json_values(response)
 
     def stream_bytes(
         self, path: str, params: QueryItems = None, *, method: str = "GET"
@@ -293,7 +338,7 @@ class APIClient:
             content=body,
             headers=headers,
         ) as response:
-            yield from self._json_values(response)
+            yield from self.json_values(response)
 
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         log.debug("%s %s", method, url)
