@@ -23,7 +23,7 @@ import click
 
 from pydocker import __version__
 from pydocker.api import parse_host, resolve_host
-from pydocker.commands import image, plugin, system
+from pydocker.commands import container, image, plugin, system, volume
 from pydocker.errors import PydockerError
 from pydocker.options import State
 
@@ -142,5 +142,11 @@ def main(ctx: click.Context, host: str | None, log_level: str) -> None:
     ctx.call_on_close(state.close)
 
 
-for _command in (*system.COMMANDS, *plugin.COMMANDS, *image.COMMANDS):
+for _command in (
+    *system.COMMANDS,
+    *plugin.COMMANDS,
+    *image.COMMANDS,
+    *container.COMMANDS,
+    *volume.COMMANDS,
+):
     main.add_command(_command)
