@@ -424,6 +424,9 @@ class LogContext:
     log_dir: Path
     options: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+    """The container's environment (``Config.Env``), for options like ``env``."""
+    image_id: str = ""
 
 
 @dataclass(frozen=True)

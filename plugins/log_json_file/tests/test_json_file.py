@@ -152,10 +152,6 @@ def test_attrs_from_labels_env_and_tag(base: Path, driver: JsonFileDriver) -> No
     """``attrs`` as Docker's json-file writes them: sorted keys, the environment wins over a
     label of the same name, the tag under ``tag``."""
 
-    @dataclasses.dataclass(frozen=True)
-    class WithEnvironment(LogContext):  # the field the core's LogContext does not have yet
-        env: Mapping[str, str] = dataclasses.field(default_factory=dict)
-
     options = {
         "labels": "com.example.team,missing",
         "labels-regex": "^org\\.",
@@ -166,10 +162,7 @@ def test_attrs_from_labels_env_and_tag(base: Path, driver: JsonFileDriver) -> No
     driver.validate_options(options)
     labels = {"com.example.team": "a&b", "org.x": "1", "other": "no", "SHARED": "label"}
     env = {"SHARED": "env", "MODE": "prod", "REGION_EU": "eu", "SECRET": "no"}
-    context = make_context(base, options, labels=labels)
-    context = WithEnvironment(
-        **{f.name: getattr(context, f.name) for f in dataclasses.fields(context)}, env=env
-    )
+    context = dataclasses.replace(make_context(base, options, labels=labels), env=env)
     writer = driver.writer(context)
     writer.write(LogRecord("stdout", b"x\n", T0))
     writer.close()

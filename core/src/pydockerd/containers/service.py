@@ -441,6 +441,8 @@ class ContainerService:
                     "log_dir": str(log.log_dir),
                     "options": dict(log.options),
                     "labels": dict(log.labels),
+                    "env": dict(log.env),
+                    "image_id": log.image_id,
                 },
             },
             exit_file=str(container.exit_file),
@@ -527,6 +529,8 @@ class ContainerService:
             log_dir=container.directory,
             options=container.log_options,
             labels=container.labels,
+            env=dict(item.split("=", 1) for item in container.config.get("Env") or []),
+            image_id=container.image_id,
         )
 
     # -- exits --------------------------------------------------------------------------

@@ -13,9 +13,17 @@ import pytest
 
 from pydockerd.testing.daemon import DaemonProcess, start_daemon
 
-__all__ = ["daemon", "daemon_factory"]
+__all__ = ["daemon", "daemon_factory", "pytest_configure"]
 
 DaemonFactory = Callable[..., DaemonProcess]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The marker the kits use for tests that need root and real kernel features."""
+    config.addinivalue_line(
+        "markers",
+        "privileged: needs root and real kernel features (mounts, namespaces, cgroups, links)",
+    )
 
 
 @pytest.fixture

@@ -82,10 +82,8 @@ class JsonFileConfig(DriverConfig):
 
 
 def _environment(context: LogContext) -> Mapping[str, str]:
-    """The container's environment, for the ``env`` and ``env-regex`` options.
-    :class:`LogContext` has no field for it yet: until it has one, they add nothing."""
-    env = getattr(context, "env", None)
-    return env if isinstance(env, Mapping) else {}
+    """The container's environment, for the ``env`` and ``env-regex`` options."""
+    return context.env
 
 
 class JsonFileDriver(LogDriver):
