@@ -38,6 +38,7 @@ What the suite checks:
    user and groups are the spec's;
 3. only a loopback interface, up; masked paths empty, read-only paths read-only;
    capabilities (Docker's set, a dropped one gone from the bounding set); no_new_privs;
+   Docker's device nodes, and no access to a host block device through a node made inside;
 4. a read-only root with a writable tmpfs; read-only and read-write binds;
 5. ``kill`` of the first process and of every process; ``delete`` of a running container,
    of a created-but-not-started one, of an unknown one, twice;
@@ -94,6 +95,7 @@ __all__ = [
     "Supervisor",
     "capability_mask",
     "container_spec",
+    "host_block_device",
     "make_busybox_root",
     "make_runtime",
     "runtime_directory",
@@ -522,6 +524,23 @@ async def _until(check: Callable[[], bool]) -> None:
             await asyncio.sleep(0.01)
 
 
+def host_block_device() -> tuple[int, int]:
+    """(major, minor) of a block device this host's root may open, for checking that a
+    container may not; skips the test when there is none."""
+    for entry in sorted(Path("/sys/dev/block").iterdir()):
+        fields = dict(
+            line.partition("=")[::2] for line in (entry / "uevent").read_text().splitlines()
+        )
+        node = f"/dev/{fields.get('DEVNAME', '')}"
+        try:
+            os.close(os.open(node, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+        except OSError:
+            continue
+        major, minor = entry.name.split(":")
+        return int(major), int(minor)
+    pytest.skip("this host has no block device its root may open")
+
+
 def _present(paths: tuple[str, ...]) -> list[str]:
     """The ``paths`` this host has."""
     return [p for p in paths if Path(p).exists()]
@@ -654,6 +673,9 @@ class RuntimeSuite:
         assert int(result.stdout.split()[1], 16) & 1, "IFF_UP"
         listing = await supervisor.run("ls", "/sys/class/net")
         assert listing.stdout.split() == ["lo"]
+        links = (await supervisor.run("ip", "-o", "link")).stdout.splitlines()
+        assert len(links) == 1, links
+        assert links[0].startswith("1: lo: <LOOPBACK,UP,LOWER_UP>"), links
 
     async def test_masked_and_readonly_paths(self, supervisor: Supervisor) -> None:
         """Of Docker's lists, the paths this kernel has (the container's /proc and /sys show
@@ -696,6 +718,23 @@ class RuntimeSuite:
         user = (await supervisor.run("cat", "/proc/self/status", process={"uid": 1000})).stdout
         assert int(_status(user, "CapEff"), 16) == 0, "a user other than root has none (Docker)"
         assert int(_status(user, "CapBnd"), 16) == everything
+
+    async def test_devices(self, supervisor: Supervisor) -> None:
+        """Docker's devices are there and usable; a node the container makes for a block
+        device of the host (which the host may open) cannot be opened."""
+        major, minor = host_block_device()
+        result = await supervisor.run(
+            "sh",
+            "-c",
+            "for d in null zero full random urandom tty; do [ -c /dev/$d ] && echo $d; done;"
+            " head -c 3 /dev/zero | wc -c; echo x > /dev/null && echo null-ok;"
+            f" mknod /tmp/disk b {major} {minor} && echo made; head -c 1 /tmp/disk",
+        )
+        assert result.stdout.split() == [
+            *("null", "zero", "full", "random", "urandom", "tty"),
+            *("3", "null-ok", "made"),
+        ], result
+        assert "Operation not permitted" in result.stderr, result
 
     # -- 4. filesystems
 

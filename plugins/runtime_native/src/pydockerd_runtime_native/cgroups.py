@@ -36,6 +36,8 @@ from cgroupspy.controllers import (
 from cgroupspy.nodes import Node
 from pydockerd.plugin import Device, Resources, ResourceStats
 
+from pydockerd_runtime_native.devices import DeviceRule, attach_device_filter, on_cgroup2
+
 __all__ = [
     "DEFAULT_DEVICE_RULES",
     "Cgroup",
@@ -65,7 +67,7 @@ DEFAULT_DEVICE_RULES = (
     "c 136:* rwm",  # pts
     "c 10:200 rwm",  # tun
 )
-"""Docker's default device rules (the v1 devices cgroup denies everything else)."""
+"""Docker's default device rules (everything else is denied)."""
 
 _UNLIMITED_V1 = 1 << 62  # memory.limit_in_bytes reads 0x7ffffffffffff000 when unlimited
 _NS_PER_TICK = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
@@ -532,7 +534,7 @@ def _device_rules(devices: Sequence[Device]) -> Iterator[str]:
 
 class CgroupV2(Cgroup):
     """cgroup v2: one directory in the unified hierarchy, controllers enabled from the root
-    down to its parent."""
+    down to its parent, and the device rules as an eBPF program (:mod:`.devices`)."""
 
     version = "2"
 
@@ -556,6 +558,9 @@ class CgroupV2(Cgroup):
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(current)
             self._limit(resources)
+            if on_cgroup2(self.directory):  # not on a tree that only looks like one (tests)
+                rules = (*DEFAULT_DEVICE_RULES, *_device_rules(devices))
+                attach_device_filter(self.directory, [DeviceRule.parse(r) for r in rules])
         except BaseException:
             self.remove()
             raise
