@@ -66,6 +66,14 @@ def release(cgroup: Cgroup) -> None:
     cgroup.remove()
 
 
+def freeze(cgroup: Cgroup) -> None:
+    cgroup.set_frozen(True)
+    deadline = time.monotonic() + 5
+    while not cgroup.frozen():
+        assert time.monotonic() < deadline, "not frozen after 5 s"
+        time.sleep(0.01)
+
+
 def test_cpu_weight_as_runc_converts_shares() -> None:
     assert [cpu_weight(s) for s in (0, 2, 1024, 262144, 10**7)] == [0, 1, 39, 10000, 10000]
 
@@ -138,11 +146,7 @@ def test_v1_limits_processes_and_removal(parent: str, sleeper: int) -> None:
         assert cgroup.procs() == [sleeper]
         for controller in ("memory", "cpu", "cpuacct", "pids", "freezer", "devices", "blkio"):
             assert str(sleeper) in read(controller, "cgroup.procs").split(), controller
-        cgroup.set_frozen(True)
-        deadline = time.monotonic() + 5
-        while not cgroup.frozen() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert cgroup.frozen()
+        freeze(cgroup)
         stats = cgroup.stats()
         assert (stats.memory_limit, stats.pids_limit, stats.pids_current) == (64 << 20, 42, 1)
         cgroup.signal_all(signal.SIGKILL)  # thaws to let it die
@@ -191,11 +195,7 @@ def test_v2_for_real(parent: str, sleeper: int) -> None:
         assert (UNIFIED / parent / "c1").is_dir()
         cgroup.add(sleeper)
         assert cgroup.procs() == [sleeper]
-        cgroup.set_frozen(True)
-        deadline = time.monotonic() + 5
-        while not cgroup.frozen() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert cgroup.frozen()
+        freeze(cgroup)
         cgroup.set_frozen(False)
         assert cgroup.stats().cpu_total >= 0
         cgroup.signal_all(signal.SIGKILL)  # cgroup.kill

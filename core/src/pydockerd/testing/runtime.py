@@ -67,6 +67,7 @@ from typing import Any, ClassVar, TypeVar
 
 import pytest
 
+from pydockerd.containers.runspec import DEFAULT_PATH, default_mounts
 from pydockerd.plugin import (
     DEFAULT_CAPABILITIES,
     DEFAULT_MASKED_PATHS,
@@ -107,27 +108,10 @@ R = TypeVar("R", bound=Runtime)
 BUSYBOX = "/bin/busybox"
 """Debian's static busybox (``apt-get install busybox-static``)."""
 
-_ENV = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root")
+_ENV = (f"PATH={DEFAULT_PATH}", "HOME=/root")
 
-DOCKER_MOUNTS = (
-    MountSpec("/proc", "proc", "proc", ("nosuid", "noexec", "nodev")),
-    MountSpec("/dev", "tmpfs", "tmpfs", ("nosuid", "strictatime", "mode=755", "size=65536k")),
-    MountSpec(
-        "/dev/pts",
-        "devpts",
-        "devpts",
-        ("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"),
-    ),
-    MountSpec(
-        "/dev/shm",  # noqa: S108 - the container's own
-        "tmpfs",
-        "shm",
-        ("nosuid", "noexec", "nodev", "mode=1777", "size=65536k"),
-    ),
-    MountSpec("/dev/mqueue", "mqueue", "mqueue", ("nosuid", "noexec", "nodev")),
-    MountSpec("/sys", "sysfs", "sysfs", ("nosuid", "noexec", "nodev", "ro")),
-)
-"""The mounts every Docker container starts with."""
+DOCKER_MOUNTS = tuple(default_mounts(64 << 20, privileged=False))
+"""The mounts every Docker container starts with (the daemon's own list)."""
 
 DOCKER_DEVICES = (
     Device("/dev/null", "c", 1, 3),
@@ -215,45 +199,27 @@ def container_spec(
 
 
 def capability_mask(names: tuple[str, ...]) -> int:
-    """The bit mask ``/proc/<pid>/status`` shows for capability ``names``."""
-    numbers = {name: number for number, name in enumerate(_CAPABILITY_NAMES)}
-    return sum(1 << numbers[name] for name in names)
+    """The bit mask ``/proc/<pid>/status`` shows for ``names`` (of Docker's default set)."""
+    return sum(1 << _DEFAULT_CAPABILITY_BITS[name] for name in names)
 
 
-_CAPABILITY_NAMES = (
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-)
+_DEFAULT_CAPABILITY_BITS = {
+    "CAP_CHOWN": 0,
+    "CAP_DAC_OVERRIDE": 1,
+    "CAP_FOWNER": 3,
+    "CAP_FSETID": 4,
+    "CAP_KILL": 5,
+    "CAP_SETGID": 6,
+    "CAP_SETUID": 7,
+    "CAP_SETPCAP": 8,
+    "CAP_NET_BIND_SERVICE": 10,
+    "CAP_NET_RAW": 13,
+    "CAP_SYS_CHROOT": 18,
+    "CAP_MKNOD": 27,
+    "CAP_AUDIT_WRITE": 29,
+    "CAP_SETFCAP": 31,
+}
+"""linux/capability.h numbers of :data:`DEFAULT_CAPABILITIES`."""
 
 
 # --------------------------------------------------------------------------------------

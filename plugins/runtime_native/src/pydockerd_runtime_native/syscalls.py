@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+from typing import Any
 
 __all__ = [
     "CAPABILITIES",
@@ -220,13 +221,16 @@ def umount(target: str, flags: int = 0) -> None:
 
 
 def sethostname(name: str) -> None:
-    raw = name.encode()
-    _check(_libc.sethostname(raw, len(raw)))
+    _set_name(_libc.sethostname, name)
 
 
 def setdomainname(name: str) -> None:
+    _set_name(_libc.setdomainname, name)
+
+
+def _set_name(call: Any, name: str) -> None:
     raw = name.encode()
-    _check(_libc.setdomainname(raw, len(raw)))
+    _check(call(raw, len(raw)))
 
 
 def _prctl(option: int, arg2: int = 0, arg3: int = 0) -> None:
