@@ -357,11 +357,15 @@ def test_kill_restart_pause_rename_top_wait(engine: DaemonProcess) -> None:
 def test_rm_of_a_running_container_needs_force(engine: DaemonProcess) -> None:
     code, out, _ = run(engine, "run", "-d", "--name", "busy", "busybox", "sleep", "100")
     container_id = out.strip()
+    pid = inspect(engine, "busy")["State"]["Pid"]
+    net = Path(f"/proc/{pid}/ns/net").stat().st_ino
+    assert net != Path("/proc/self/ns/net").stat().st_ino
     code, _, err = run(engine, "rm", "busy")
     assert code == 1
     assert "container is running: stop the container before removing or force remove" in err
     assert run(engine, "rm", "-f", "busy") == (0, "busy\n", "")
     assert leftovers(container_id, engine.cgroup_parent) == []
+    assert not Path(f"/proc/{pid}").exists()  # its process, and with it its namespaces, gone
 
 
 def test_memory_limit_oom_kills_and_inspect_says_so(engine: DaemonProcess) -> None:
@@ -541,3 +545,93 @@ def test_events_of_a_container_life(engine: DaemonProcess) -> None:
     for expected in ("create", "attach", "start", "die", "destroy"):
         assert expected in actions, actions
     assert actions.index("die") < actions.index("destroy")
+
+
+def test_attach_and_detach_with_the_keys(engine: DaemonProcess) -> None:
+    code, _, err = run(engine, "run", "-dit", "--name", "attachable", "busybox", "sh")
+    assert code == 0, err
+    try:
+        term = Terminal([DOCKER, "attach", "attachable"], engine.env)
+        term.send("echo attached-$((1+1))\r")
+        term.expect("attached-2")
+        term.send("\x10\x11")  # ctrl-p ctrl-q: the CLI detaches (and exits 1, as with Docker)
+        assert term.wait() == 1
+        assert b"read escape sequence" in term.output
+        assert inspect(engine, "attachable")["State"]["Status"] == "running"
+    finally:
+        run(engine, "rm", "-f", "attachable")
+
+
+def test_exec_flags(engine: DaemonProcess) -> None:
+    run(engine, "run", "-d", "--name", "execd", "busybox", "sleep", "60")
+    try:
+        code, out, err = run(
+            engine, "exec", "-e", "X=from-exec", "-u", "65534", "-w", "/tmp", "execd",
+            "sh", "-c", "echo $X $(id -u) $(pwd)",
+        )  # fmt: skip
+        assert (code, out) == (0, "from-exec 65534 /tmp\n"), err
+        assert run(engine, "exec", "-d", "execd", "sh", "-c", "echo detached > /tmp/d")[0] == 0
+        wait_for(lambda: run(engine, "exec", "execd", "cat", "/tmp/d")[1] == "detached\n")
+        code, out, _ = run(engine, "exec", "-i", "execd", "cat")
+        assert code == 0
+        code, out, _ = run(engine, "exec", "execd", "nosuch")
+        assert code == 127
+        assert "executable file not found" in out
+    finally:
+        run(engine, "rm", "-f", "execd")
+    code, _, err = run(engine, "exec", "execd", "true")
+    assert code == 1
+    assert "No such container: execd" in err
+
+
+def test_stats_streams_a_sample_a_second(engine: DaemonProcess) -> None:
+    run(engine, "run", "-d", "--name", "streamed", "busybox", "sh", "-c", "while :; do :; done")
+    try:
+        import docker as docker_py
+
+        client = docker_py.DockerClient(base_url=engine.host, version="auto")
+        samples = []
+        for sample in client.api.stats("streamed", decode=True):
+            samples.append(sample)
+            if len(samples) == 3:
+                break
+        client.close()
+        assert samples[2]["read"] > samples[1]["read"]
+        cpu, pre = samples[2]["cpu_stats"], samples[2]["precpu_stats"]
+        delta = cpu["cpu_usage"]["total_usage"] - pre["cpu_usage"]["total_usage"]
+        system = cpu["system_cpu_usage"] - pre["system_cpu_usage"]
+        assert 0.3 < delta / system * cpu["online_cpus"] <= cpu["online_cpus"] + 0.1  # a busy loop
+        assert samples[2]["memory_stats"]["usage"] > 0
+        assert samples[2]["pids_stats"]["current"] >= 1
+    finally:
+        run(engine, "rm", "-f", "streamed")
+
+
+def test_volume_commands_and_in_use_conflict(engine: DaemonProcess) -> None:
+    assert run(engine, "volume", "create", "--label", "a=b", "cmdvol") == (0, "cmdvol\n", "")
+    body = json.loads(run(engine, "volume", "inspect", "cmdvol")[1])[0]
+    assert (body["Driver"], body["Labels"], body["Scope"]) == ("local", {"a": "b"}, "local")
+    assert Path(body["Mountpoint"]).is_dir()
+    run(engine, "create", "--name", "volume-user", "-v", "cmdvol:/v", "busybox", "true")
+    code, _, err = run(engine, "volume", "rm", "cmdvol")
+    assert code == 1
+    assert "volume is in use" in err
+    assert run(engine, "container", "prune", "-f", "--filter", "label=none")[0] == 0
+    assert run(engine, "rm", "volume-user")[0] == 0
+    code, out, _ = run(engine, "volume", "prune", "-a", "-f")
+    assert code == 0
+    assert "cmdvol" in out
+    assert "cmdvol" not in run(engine, "volume", "ls", "-q")[1]
+
+
+def test_container_prune_removes_stopped_ones(engine: DaemonProcess) -> None:
+    run(engine, "run", "--name", "stopped-one", "-l", "prune=me", "busybox", "true")
+    run(engine, "run", "-d", "--name", "running-one", "-l", "prune=me", "busybox", "sleep", "30")
+    try:
+        code, out, err = run(engine, "container", "prune", "-f", "--filter", "label=prune=me")
+        assert code == 0, err
+        assert out.startswith("Deleted Containers:\n")
+        names = run(engine, "ps", "-a", "--format", "{{.Names}}", "--filter", "label=prune=me")[1]
+        assert names == "running-one\n"
+    finally:
+        run(engine, "rm", "-f", "running-one")
