@@ -17,7 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pydockerd.plugin import Conflict, MountSpec, NotFound, Resources, StartError
+from pydockerd.plugin import (
+    Conflict,
+    MountSpec,
+    NotFound,
+    Resources,
+    StartError,
+    Stdio,
+    SystemError,
+)
 from pydockerd.testing.runtime import (
     DOCKER_MOUNTS,
     Supervisor,
@@ -321,6 +329,25 @@ async def test_exec_shares_the_cgroup_and_a_terminal(supervisor: Supervisor) -> 
     assert "memory:/\n" in out
     assert out.rstrip().endswith("24 80")
     assert pid in await supervisor.runtime.processes(container)
+
+
+async def test_exec_details(supervisor: Supervisor) -> None:
+    container, _ = await started(supervisor, "sleep", "1000")
+    with pytest.raises(StartError, match=r'chdir to cwd \("/nowhere"\).*no such file or directory'):
+        await supervisor.exec(container, "true", cwd="/nowhere")
+    user = await supervisor.exec(container, "grep", "Cap[EP]", "/proc/self/status", uid=1000)
+    assert await user.wait() == 0
+    assert (await user.output())[0].split() == [b"CapPrm:", b"0" * 16, b"CapEff:", b"0" * 16]
+    in_tmp = await supervisor.exec(container, "pwd", cwd="/tmp")
+    assert await in_tmp.wait() == 0
+    assert (await in_tmp.output())[0] == b"/tmp\n"
+
+
+async def test_forking_off_the_main_thread_is_refused(supervisor: Supervisor) -> None:
+    spec = supervisor.spec("true")
+    with pytest.raises(SystemError, match="main thread only"):
+        await asyncio.to_thread(asyncio.run, supervisor.runtime.create(spec, Stdio(0, 1, 2)))
+    assert cgroup_dirs(supervisor.cgroup_parent) == []
 
 
 def test_a_new_supervisor_cleans_up_after_a_dead_one(runtime_dir: Path, busybox_root: Path) -> None:

@@ -435,7 +435,7 @@ def _finalize(process: ProcessPlan, fds: ChildFds, *, wait_for_start: bool) -> N
     try:
         os.chdir(process.cwd)
     except OSError as e:
-        raise _failed(f"chdir to cwd ({process.cwd!r})", e) from None
+        raise _failed(f'chdir to cwd ("{process.cwd}")', e) from None
     program = _look_up(process)
     sc.set_parent_death_signal(signal.SIGKILL)  # the uid change cleared it
     if process.no_new_privileges:

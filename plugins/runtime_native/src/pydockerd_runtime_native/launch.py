@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -164,7 +165,11 @@ def spawn(
     resets them.
 
     :raises StartError: the fork or the pid namespace failed; nothing is left.
+    :raises SystemError: called from a thread other than the main one.
     """
+    if threading.current_thread() is not threading.main_thread():
+        # the child's parent-death signal would follow this thread, not the process
+        raise SystemError("the native runtime forks containers on the main thread only")
     control_r, control_w = os.pipe2(os.O_CLOEXEC)
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
     fds = ChildFds(stdio.stdin, stdio.stdout, stdio.stderr, control_r, status_w, namespaces)
