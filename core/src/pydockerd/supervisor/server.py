@@ -81,6 +81,8 @@ __all__ = ["DriverSetup", "Supervisor", "SupervisorConfig", "exit_code_of"]
 
 _LINE_MAX = 16 * 1024
 """Output longer than this without a newline is logged in pieces (``partial``), as Docker."""
+_BACKLOG_LIMIT = 4 * 1024 * 1024
+"""Bytes an attached client may fall behind before the process's output is paused."""
 _OUTPUT_DRAIN_TIMEOUT = 2.0
 """Seconds to wait for a process's output to end after it exited (a child of it, outside a
 PID namespace, may hold the pipe)."""
@@ -134,6 +136,11 @@ class _Output(asyncio.Protocol):
     def __init__(self, on_data: Callable[[bytes], None]) -> None:
         self.on_data = on_data
         self.done = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.ReadTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.ReadTransport)
+        self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         self.on_data(data)
@@ -200,6 +207,12 @@ class _Attachment:
         else:
             self.writer.write(data)
 
+    def backlog(self) -> int:
+        """Bytes written to the connection that the peer has not taken yet."""
+        if self.writer.is_closing():
+            return 0
+        return self.writer.transport.get_write_buffer_size()
+
     def release(self) -> None:
         """The reply is out: write what was held, and from now on write at once."""
         held, self.held = self.held or [], None
@@ -226,13 +239,39 @@ class _Process:
     splitters: dict[int, _LineSplitter] = field(default_factory=dict)
     exit_code: int | None = None
     exited: asyncio.Event = field(default_factory=asyncio.Event)
+    paused: bool = False
+    resuming: asyncio.Task[None] | None = None
 
     def deliver(self, stream: int, data: bytes) -> None:
         splitter = self.splitters.get(stream)
         if splitter is not None:
             splitter.feed(data)
+        slow = None
         for attachment in list(self.attachments):
             attachment.send(stream, data)
+            if attachment.backlog() > _BACKLOG_LIMIT:
+                slow = attachment
+        if slow is not None and not self.paused:
+            self._pause_until_drained(slow)
+
+    def _pause_until_drained(self, slow: _Attachment) -> None:
+        """A client reads slower than the process writes: stop reading the process's output
+        (its writes then block, as with Docker) until the client has caught up."""
+        self.paused = True
+        for output in self.outputs:
+            if output.transport is not None:
+                output.transport.pause_reading()
+
+        async def resume() -> None:
+            with contextlib.suppress(ConnectionError):
+                await slow.writer.drain()
+            self.paused = False
+            for output in self.outputs:
+                if output.transport is not None and not output.transport.is_closing():
+                    output.transport.resume_reading()
+
+        task = asyncio.get_running_loop().create_task(resume())
+        self.resuming = task
 
     def close_stdin(self) -> None:
         if self.stdin is not None:
