@@ -21,7 +21,7 @@ def test_the_entry_point_is_installed() -> None:
 
 
 def test_loading_the_entry_point_registers_the_runtime() -> None:
-    registry = register_from_entry_point("native", Runtime)
+    registry = register_from_entry_point("native", Runtime)  # type: ignore[type-abstract]
     assert registry.names() == ["native"]
     assert registry.get("native") is NativeRuntime
     assert NativeRuntime.qualified_name() == "runtime.native"
@@ -32,7 +32,7 @@ def test_loading_the_entry_point_registers_the_runtime() -> None:
 def test_config() -> None:
     assert NativeConfig() == NativeConfig(cgroup_version="auto", cgroup_root="", setup_timeout=30)
     with pytest.raises(ValueError, match="cgroup_version"):
-        NativeConfig(cgroup_version="3")  # type: ignore[arg-type]
+        NativeConfig(cgroup_version="3")
     with pytest.raises(ValueError, match="unknown"):
         NativeConfig(unknown=1)  # type: ignore[call-arg]
 
