@@ -20,6 +20,7 @@ from pydockerd.containers.config import (
     restart_policy,
 )
 from pydockerd.errors import InvalidParameter
+from pydockerd.mounts import MountFlag, parse_mount_options
 from pydockerd.spec import ALL_CAPABILITIES, DEFAULT_CAPABILITIES
 
 IMAGE = {
@@ -231,3 +232,14 @@ def test_mount_points_round_trip_and_api_shape(tmp_path: Path) -> None:
         "Propagation": "",
         "Driver": "local",
     }
+
+
+def test_mount_options_split_as_mount8_does() -> None:
+    parsed = parse_mount_options(
+        ("rbind", "ro", "nosuid", "rprivate", "mode=755", "size=65536k", "rw", "ro")
+    )
+    assert parsed.flags == MountFlag.BIND | MountFlag.REC | MountFlag.RDONLY | MountFlag.NOSUID
+    assert parsed.propagation == (MountFlag.PRIVATE | MountFlag.REC,)
+    assert parsed.data == "mode=755,size=65536k"
+    assert parse_mount_options(("rw",)).flags == 0
+    assert MountFlag.propagation() & MountFlag.SLAVE

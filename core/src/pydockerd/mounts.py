@@ -10,17 +10,132 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import enum
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydockerd.errors import SystemError
 
-__all__ = ["MNT_DETACH", "MS_RDONLY", "Mount", "mount", "mount_overlay", "mounted", "unmount"]
+__all__ = [
+    "MNT_DETACH",
+    "MS_RDONLY",
+    "Mount",
+    "MountFlag",
+    "ParsedMountOptions",
+    "mount",
+    "mount_overlay",
+    "mounted",
+    "parse_mount_options",
+    "unmount",
+]
 
 MNT_DETACH = 2
-MS_RDONLY = 1
+
+
+class MountFlag(enum.IntFlag):
+    """mount(2)'s ``MS_*`` flags (``linux/mount.h``)."""
+
+    RDONLY = 0x1
+    NOSUID = 0x2
+    NODEV = 0x4
+    NOEXEC = 0x8
+    SYNCHRONOUS = 0x10
+    REMOUNT = 0x20
+    MANDLOCK = 0x40
+    DIRSYNC = 0x80
+    NOATIME = 0x400
+    NODIRATIME = 0x800
+    BIND = 0x1000
+    MOVE = 0x2000
+    REC = 0x4000
+    SILENT = 0x8000
+    UNBINDABLE = 0x20000
+    PRIVATE = 0x40000
+    SLAVE = 0x80000
+    SHARED = 0x100000
+    RELATIME = 0x200000
+    STRICTATIME = 0x1000000
+
+    @classmethod
+    def propagation(cls) -> MountFlag:
+        """The flags that change propagation, which mount(2) takes in a call of their own."""
+        return cls.SHARED | cls.PRIVATE | cls.SLAVE | cls.UNBINDABLE
+
+
+MS_RDONLY = int(MountFlag.RDONLY)
+
+_F = MountFlag
+_FLAG_OPTIONS: dict[str, tuple[int, int]] = {
+    # option: (flags it sets, flags it clears), as mount(8) and moby/sys/mount read them
+    "defaults": (0, 0),
+    "ro": (_F.RDONLY, 0),
+    "rw": (0, _F.RDONLY),
+    "nosuid": (_F.NOSUID, 0),
+    "suid": (0, _F.NOSUID),
+    "nodev": (_F.NODEV, 0),
+    "dev": (0, _F.NODEV),
+    "noexec": (_F.NOEXEC, 0),
+    "exec": (0, _F.NOEXEC),
+    "sync": (_F.SYNCHRONOUS, 0),
+    "async": (0, _F.SYNCHRONOUS),
+    "dirsync": (_F.DIRSYNC, 0),
+    "remount": (_F.REMOUNT, 0),
+    "mand": (_F.MANDLOCK, 0),
+    "nomand": (0, _F.MANDLOCK),
+    "noatime": (_F.NOATIME, 0),
+    "atime": (0, _F.NOATIME),
+    "nodiratime": (_F.NODIRATIME, 0),
+    "diratime": (0, _F.NODIRATIME),
+    "relatime": (_F.RELATIME, 0),
+    "norelatime": (0, _F.RELATIME),
+    "strictatime": (_F.STRICTATIME, 0),
+    "nostrictatime": (0, _F.STRICTATIME),
+    "bind": (_F.BIND, 0),
+    "rbind": (_F.BIND | _F.REC, 0),
+}
+_PROPAGATION_OPTIONS: dict[str, int] = {
+    "private": _F.PRIVATE,
+    "rprivate": _F.PRIVATE | _F.REC,
+    "slave": _F.SLAVE,
+    "rslave": _F.SLAVE | _F.REC,
+    "shared": _F.SHARED,
+    "rshared": _F.SHARED | _F.REC,
+    "unbindable": _F.UNBINDABLE,
+    "runbindable": _F.UNBINDABLE | _F.REC,
+}
+
+
+@dataclass(frozen=True)
+class ParsedMountOptions:
+    """``mount(8)`` options split the way mount(2) takes them."""
+
+    flags: int
+    """The ``MS_*`` flags (propagation not included)."""
+    propagation: tuple[int, ...]
+    """Propagation changes, in order; each is a mount(2) call of its own."""
+    data: str
+    """What the filesystem itself reads (``size=64m,mode=755``)."""
+
+
+def parse_mount_options(options: Iterable[str]) -> ParsedMountOptions:
+    """Split ``ro``, ``nosuid``, ``rbind``, ``rprivate``, ``size=64m``... into flags,
+    propagation changes and data, as mount(8) does (a later option wins: ``ro,rw`` is rw)."""
+    flags = 0
+    propagation: list[int] = []
+    data: list[str] = []
+    for option in options:
+        if option in _FLAG_OPTIONS:
+            add, clear = _FLAG_OPTIONS[option]
+            flags = (flags | add) & ~clear
+        elif option in _PROPAGATION_OPTIONS:
+            propagation.append(_PROPAGATION_OPTIONS[option])
+        elif option:
+            data.append(option)
+    return ParsedMountOptions(int(flags), tuple(int(p) for p in propagation), ",".join(data))
+
 
 # The new mount API (Linux 5.2+; the syscall numbers are the same on every architecture).
 _SYS_MOVE_MOUNT = 429

@@ -54,11 +54,22 @@ from pydockerd.errors import (
     Unauthorized,
     Unavailable,
 )
-from pydockerd.fsutil import check_layer_id, directory_size, remove_tree
-from pydockerd.mounts import MNT_DETACH, Mount, mount, mount_overlay, mounted, unmount
+from pydockerd.fsutil import check_layer_id, chroot_resolve, directory_size, remove_tree
+from pydockerd.mounts import (
+    MNT_DETACH,
+    Mount,
+    MountFlag,
+    ParsedMountOptions,
+    mount,
+    mount_overlay,
+    mounted,
+    parse_mount_options,
+    unmount,
+)
 from pydockerd.spec import (
     ALL_CAPABILITIES,
     DEFAULT_CAPABILITIES,
+    DEFAULT_DEVICES,
     DEFAULT_MASKED_PATHS,
     DEFAULT_READONLY_PATHS,
     ContainerSpec,
@@ -78,6 +89,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ALL_CAPABILITIES",
     "DEFAULT_CAPABILITIES",
+    "DEFAULT_DEVICES",
     "DEFAULT_MASKED_PATHS",
     "DEFAULT_READONLY_PATHS",
     "MNT_DETACH",
@@ -101,11 +113,13 @@ __all__ = [
     "LogRecord",
     "LogWriter",
     "Mount",
+    "MountFlag",
     "MountSpec",
     "NetworkDriver",
     "NotFound",
     "NotImplementedByDaemon",
     "NotModified",
+    "ParsedMountOptions",
     "PeerCredentials",
     "PluginLoadError",
     "ProcessSpec",
@@ -125,12 +139,14 @@ __all__ = [
     "VolumeInfo",
     "apply_layer",
     "check_layer_id",
+    "chroot_resolve",
     "decompressed",
     "directory_size",
     "hookimpl",
     "mount",
     "mount_overlay",
     "mounted",
+    "parse_mount_options",
     "remove_tree",
     "unmount",
     "write_changes_diff",

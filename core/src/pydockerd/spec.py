@@ -20,6 +20,7 @@ from typing import Any
 __all__ = [
     "ALL_CAPABILITIES",
     "DEFAULT_CAPABILITIES",
+    "DEFAULT_DEVICES",
     "DEFAULT_MASKED_PATHS",
     "DEFAULT_READONLY_PATHS",
     "ContainerSpec",
@@ -156,6 +157,17 @@ class Device:
     mode: int = 0o666
     uid: int = 0
     gid: int = 0
+
+
+DEFAULT_DEVICES = (
+    Device("/dev/null", "c", 1, 3),
+    Device("/dev/zero", "c", 1, 5),
+    Device("/dev/full", "c", 1, 7),
+    Device("/dev/random", "c", 1, 8),
+    Device("/dev/urandom", "c", 1, 9),
+    Device("/dev/tty", "c", 5, 0),
+)
+"""The device nodes every Docker container has in its ``/dev``."""
 
 
 @dataclass(frozen=True)

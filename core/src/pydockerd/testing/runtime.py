@@ -70,10 +70,10 @@ import pytest
 from pydockerd.containers.runspec import DEFAULT_PATH, default_mounts
 from pydockerd.plugin import (
     DEFAULT_CAPABILITIES,
+    DEFAULT_DEVICES,
     DEFAULT_MASKED_PATHS,
     DEFAULT_READONLY_PATHS,
     ContainerSpec,
-    Device,
     DriverConfig,
     MountSpec,
     NotFound,
@@ -87,7 +87,6 @@ from pydockerd.testing.drivers import driver_context
 
 __all__ = [
     "BUSYBOX",
-    "DOCKER_DEVICES",
     "DOCKER_MOUNTS",
     "DOCKER_NAMESPACES",
     "Process",
@@ -113,14 +112,6 @@ _ENV = (f"PATH={DEFAULT_PATH}", "HOME=/root")
 DOCKER_MOUNTS = tuple(default_mounts(64 << 20, privileged=False))
 """The mounts every Docker container starts with (the daemon's own list)."""
 
-DOCKER_DEVICES = (
-    Device("/dev/null", "c", 1, 3),
-    Device("/dev/zero", "c", 1, 5),
-    Device("/dev/full", "c", 1, 7),
-    Device("/dev/random", "c", 1, 8),
-    Device("/dev/urandom", "c", 1, 9),
-    Device("/dev/tty", "c", 5, 0),
-)
 """The device nodes every Docker container has."""
 
 DOCKER_NAMESPACES = {"pid": "", "mount": "", "uts": "", "ipc": "", "network": "", "cgroup": ""}
@@ -191,7 +182,7 @@ def container_spec(
         "process": proc,
         "hostname": "box",
         "mounts": DOCKER_MOUNTS,
-        "devices": DOCKER_DEVICES,
+        "devices": DEFAULT_DEVICES,
         "namespaces": dict(DOCKER_NAMESPACES),
         "cgroup_path": f"{cgroup_parent}/{container_id}",
     }

@@ -33,6 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn
 
+from pydockerd.plugin import MountFlag
+
 from pydockerd_runtime_native import syscalls as sc
 from pydockerd_runtime_native.paths import make_directories, make_mount_point, secure_join
 from pydockerd_runtime_native.plan import InitPlan, MountPlan, ProcessPlan
@@ -50,7 +52,12 @@ _IFF_UP = 0x1
 _IFREQ = "16sH22x"
 # per-mount flags statvfs reports with the same bits as mount(2) takes
 _KEPT_FLAGS = (
-    sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | 0x400 | 0x800 | 0x200000  # atime flags
+    MountFlag.NOSUID
+    | MountFlag.NODEV
+    | MountFlag.NOEXEC
+    | MountFlag.NOATIME
+    | MountFlag.NODIRATIME
+    | MountFlag.RELATIME
 )
 _DEV_LINKS = (
     ("fd", "/proc/self/fd"),
@@ -233,8 +240,8 @@ def _prepare_root(init: InitPlan, process: ProcessPlan, fds: ChildFds) -> None:
     root = init.root
     try:
         # nothing of what follows may propagate to the host
-        sc.mount(None, "/", None, sc.MS_SLAVE | sc.MS_REC)
-        sc.mount(root, root, None, sc.MS_BIND | sc.MS_REC)
+        sc.mount(None, "/", None, MountFlag.SLAVE | MountFlag.REC)
+        sc.mount(root, root, None, MountFlag.BIND | MountFlag.REC)
     except OSError as e:
         raise _failed(f"prepare root {root}", e) from None
     for m in init.mounts:
@@ -256,9 +263,9 @@ def _mount(root: str, m: MountPlan, cgroup_mounts: tuple[tuple[str, str, str], .
             except OSError as e:
                 raise _failed(f"{what}: stat {m.source}", e) from None
             make_mount_point(root, target, file=is_file)
-            sc.mount(m.source, target, None, m.flags & (sc.MS_BIND | sc.MS_REC))
+            sc.mount(m.source, target, None, m.flags & (MountFlag.BIND | MountFlag.REC))
             if m.remount_flags:
-                sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | m.remount_flags)
+                sc.mount(None, target, None, MountFlag.BIND | MountFlag.REMOUNT | m.remount_flags)
         elif m.kind == "cgroup":
             make_directories(root, target)
             _mount_cgroups(target, m, cgroup_mounts)
@@ -278,7 +285,7 @@ def _mount_cgroups(
     if len(hierarchies) == 1 and hierarchies[0][1] == "cgroup2":
         sc.mount("cgroup2", target, "cgroup2", m.flags, None)
         return
-    sc.mount("tmpfs", target, "tmpfs", m.flags & ~sc.MS_RDONLY, "mode=755")
+    sc.mount("tmpfs", target, "tmpfs", m.flags & ~MountFlag.RDONLY, "mode=755")
     for name, fstype, options in hierarchies:
         directory = f"{target}/{name}"
         os.mkdir(directory, 0o755)
@@ -286,8 +293,8 @@ def _mount_cgroups(
         if "," in name:
             for alias in name.split(","):
                 os.symlink(name, f"{target}/{alias}")
-    if m.flags & sc.MS_RDONLY:
-        sc.mount(None, target, None, sc.MS_REMOUNT | (m.flags & ~sc.MS_BIND), "mode=755")
+    if m.flags & MountFlag.RDONLY:
+        sc.mount(None, target, None, MountFlag.REMOUNT | (m.flags & ~MountFlag.BIND), "mode=755")
 
 
 def _make_devices(init: InitPlan) -> None:
@@ -330,7 +337,7 @@ def _console(root: str, terminal: int) -> None:
             raise OSError(errno.ENODEV, "the terminal is not in this mount namespace", source)
         console = secure_join(root, "/dev/console")
         make_mount_point(root, console, file=True)
-        sc.mount(source, console, None, sc.MS_BIND)
+        sc.mount(source, console, None, MountFlag.BIND)
     except OSError as e:
         raise _failed("mount the terminal on /dev/console", e) from None
 
@@ -342,7 +349,7 @@ def _pivot_root(root: str) -> None:
         os.fchdir(new)
         sc.pivot_root(".", ".")
         os.fchdir(old)  # the old root, now stacked under the new one
-        sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
+        sc.mount(None, ".", None, MountFlag.SLAVE | MountFlag.REC)
         sc.umount(".", sc.MNT_DETACH)
         os.chdir("/")
         os.close(old)
@@ -385,14 +392,14 @@ def _write_sysctl(key: str, value: str) -> None:
 
 def _readonly_remount(path: str) -> None:
     flags = os.statvfs(path).f_flag & _KEPT_FLAGS
-    sc.mount(None, path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | flags)
+    sc.mount(None, path, None, MountFlag.BIND | MountFlag.REMOUNT | MountFlag.RDONLY | flags)
 
 
 def _readonly(path: str) -> None:
     if not os.path.lexists(path):
         return
     try:
-        sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
+        sc.mount(path, path, None, MountFlag.BIND | MountFlag.REC)
         _readonly_remount(path)
     except OSError as e:
         raise _failed(f"make {path} read-only", e) from None
@@ -407,9 +414,9 @@ def _mask(path: str) -> None:
         raise _failed(f"mask {path}", e) from None
     try:
         if stat.S_ISDIR(mode):
-            sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY)
+            sc.mount("tmpfs", path, "tmpfs", MountFlag.RDONLY)
         else:
-            sc.mount("/dev/null", path, None, sc.MS_BIND)
+            sc.mount("/dev/null", path, None, MountFlag.BIND)
     except OSError as e:
         raise _failed(f"mask {path}", e) from None
 

@@ -3,7 +3,7 @@
 :func:`secure_join` resolves a path component by component as if ``root`` were ``/``
 (what ``filepath-securejoin`` does for runc): an absolute symlink restarts at ``root``,
 ``..`` never climbs above it, and missing components are kept as they are written.
-Runs in the forked child too: only ``os`` and ``stat``.
+Runs in the forked child too: only ``os``, ``stat`` and the core's (imported) resolver.
 """
 
 # str paths and os calls: this runs in the forked child:
@@ -15,43 +15,28 @@ import errno
 import os
 import stat
 
+from pydockerd.plugin import InvalidParameter, chroot_resolve
+
 __all__ = ["make_directories", "make_mount_point", "secure_join"]
 
-_MAX_SYMLINKS = 255
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def secure_join(root: str, unsafe: str) -> str:
     """``root`` joined with ``unsafe``, every symlink resolved inside ``root``.
 
-    :raises OSError: ``ELOOP`` after 255 symlinks.
+    :raises OSError: ``ELOOP`` after too many symlinks.
     """
-    resolved: list[str] = []
-    pending = [c for c in reversed(unsafe.split("/")) if c not in ("", ".")]
-    links = 0
-    while pending:
-        part = pending.pop()
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = root + "/" + "/".join([*resolved, part])
-        try:
-            st = os.lstat(candidate)
-        except (FileNotFoundError, NotADirectoryError):
-            resolved.append(part)
-            continue
-        if not stat.S_ISLNK(st.st_mode):
-            resolved.append(part)
-            continue
-        links += 1
-        if links > _MAX_SYMLINKS:
-            raise OSError(errno.ELOOP, "too many levels of symbolic links", root + unsafe)
-        target = os.readlink(candidate)
-        if target.startswith("/"):
-            resolved = []
-        pending.extend(c for c in reversed(target.split("/")) if c not in ("", "."))
-    return root.rstrip("/") + "/" + "/".join(resolved)
+    base = root.rstrip("/")
+    try:
+        resolved = chroot_resolve(
+            unsafe.split("/"),
+            lambda p: os.lstat(base + "/" + p),
+            lambda p: os.readlink(base + "/" + p),
+        )
+    except InvalidParameter:
+        raise OSError(errno.ELOOP, "too many levels of symbolic links", root + unsafe) from None
+    return base + "/" + "/".join(resolved)
 
 
 def make_directories(root: str, path: str, mode: int = 0o755) -> None:

@@ -13,7 +13,13 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydockerd.plugin import ContainerSpec, ProcessSpec, StartError
+from pydockerd.plugin import (
+    ContainerSpec,
+    MountFlag,
+    ProcessSpec,
+    StartError,
+    parse_mount_options,
+)
 
 from pydockerd_runtime_native import syscalls as sc
 
@@ -22,75 +28,21 @@ __all__ = [
     "InitPlan",
     "MountPlan",
     "ProcessPlan",
-    "mount_flags",
     "plan_init",
     "plan_process",
 ]
 
-# option -> (flags to set, flags to clear)
-_FLAGS: dict[str, tuple[int, int]] = {
-    "ro": (sc.MS_RDONLY, 0),
-    "rw": (0, sc.MS_RDONLY),
-    "nosuid": (sc.MS_NOSUID, 0),
-    "suid": (0, sc.MS_NOSUID),
-    "nodev": (sc.MS_NODEV, 0),
-    "dev": (0, sc.MS_NODEV),
-    "noexec": (sc.MS_NOEXEC, 0),
-    "exec": (0, sc.MS_NOEXEC),
-    "sync": (sc.MS_SYNCHRONOUS, 0),
-    "async": (0, sc.MS_SYNCHRONOUS),
-    "dirsync": (sc.MS_DIRSYNC, 0),
-    "mand": (sc.MS_MANDLOCK, 0),
-    "nomand": (0, sc.MS_MANDLOCK),
-    "noatime": (sc.MS_NOATIME, 0),
-    "atime": (0, sc.MS_NOATIME),
-    "nodiratime": (sc.MS_NODIRATIME, 0),
-    "diratime": (0, sc.MS_NODIRATIME),
-    "relatime": (sc.MS_RELATIME, 0),
-    "norelatime": (0, sc.MS_RELATIME),
-    "strictatime": (sc.MS_STRICTATIME, 0),
-    "nostrictatime": (0, sc.MS_STRICTATIME),
-    "bind": (sc.MS_BIND, 0),
-    "rbind": (sc.MS_BIND | sc.MS_REC, 0),
-    "defaults": (0, 0),
-}
-_PROPAGATION: dict[str, int] = {
-    "private": sc.MS_PRIVATE,
-    "rprivate": sc.MS_PRIVATE | sc.MS_REC,
-    "slave": sc.MS_SLAVE,
-    "rslave": sc.MS_SLAVE | sc.MS_REC,
-    "shared": sc.MS_SHARED,
-    "rshared": sc.MS_SHARED | sc.MS_REC,
-    "unbindable": sc.MS_UNBINDABLE,
-    "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
-}
 # flags a read-only (or nosuid, ...) bind mount needs a second, remounting call for
 _REMOUNT_FLAGS = (
-    sc.MS_RDONLY
-    | sc.MS_NOSUID
-    | sc.MS_NODEV
-    | sc.MS_NOEXEC
-    | sc.MS_NOATIME
-    | sc.MS_NODIRATIME
-    | sc.MS_RELATIME
-    | sc.MS_STRICTATIME
+    MountFlag.RDONLY
+    | MountFlag.NOSUID
+    | MountFlag.NODEV
+    | MountFlag.NOEXEC
+    | MountFlag.NOATIME
+    | MountFlag.NODIRATIME
+    | MountFlag.RELATIME
+    | MountFlag.STRICTATIME
 )
-
-
-def mount_flags(options: tuple[str, ...]) -> tuple[int, tuple[int, ...], str]:
-    """``mount(8)`` options → (flags, propagation changes in order, data)."""
-    flags = 0
-    propagation: list[int] = []
-    data: list[str] = []
-    for option in options:
-        if option in _FLAGS:
-            add, clear = _FLAGS[option]
-            flags = (flags | add) & ~clear
-        elif option in _PROPAGATION:
-            propagation.append(_PROPAGATION[option])
-        else:
-            data.append(option)
-    return flags, tuple(propagation), ",".join(data)
 
 
 @dataclass(frozen=True)
@@ -212,8 +164,9 @@ def plan_init(spec: ContainerSpec, cgroup_mounts: tuple[tuple[str, str, str], ..
         flags &= ~sc.CLONE_NEWCGROUP
     mounts = []
     for m in spec.mounts:
-        mflags, propagation, data = mount_flags(m.options)
-        kind = "bind" if m.type == "bind" or mflags & sc.MS_BIND else m.type
+        parsed = parse_mount_options(m.options)
+        mflags, propagation, data = parsed.flags, parsed.propagation, parsed.data
+        kind = "bind" if m.type == "bind" or mflags & MountFlag.BIND else m.type
         if kind not in ("bind", "cgroup"):
             kind = "fs"
         mounts.append(
@@ -222,7 +175,7 @@ def plan_init(spec: ContainerSpec, cgroup_mounts: tuple[tuple[str, str, str], ..
                 destination=_absolute(m.destination, "mount destination"),
                 source=m.source,
                 fstype=m.type,
-                flags=mflags | (sc.MS_BIND if kind == "bind" else 0),
+                flags=mflags | (MountFlag.BIND if kind == "bind" else 0),
                 data=data,
                 propagation=propagation,
             )

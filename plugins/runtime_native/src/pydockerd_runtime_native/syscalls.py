@@ -12,6 +12,8 @@ import ctypes.util
 import os
 from typing import Any
 
+from pydockerd.plugin import ALL_CAPABILITIES
+
 __all__ = [
     "CAPABILITIES",
     "CLONE_NEWCGROUP",
@@ -21,12 +23,6 @@ __all__ = [
     "CLONE_NEWPID",
     "CLONE_NEWUTS",
     "MNT_DETACH",
-    "MS_BIND",
-    "MS_PRIVATE",
-    "MS_RDONLY",
-    "MS_REC",
-    "MS_REMOUNT",
-    "MS_SLAVE",
     "NAMESPACES",
     "capset",
     "clear_ambient_capabilities",
@@ -61,24 +57,6 @@ NAMESPACES: dict[str, tuple[int, str]] = {
 }
 """Namespace type of :attr:`ContainerSpec.namespaces` → (clone flag, name in /proc/<pid>/ns)."""
 
-MS_RDONLY = 0x1
-MS_NOSUID = 0x2
-MS_NODEV = 0x4
-MS_NOEXEC = 0x8
-MS_SYNCHRONOUS = 0x10
-MS_REMOUNT = 0x20
-MS_MANDLOCK = 0x40
-MS_DIRSYNC = 0x80
-MS_NOATIME = 0x400
-MS_NODIRATIME = 0x800
-MS_BIND = 0x1000
-MS_REC = 0x4000
-MS_UNBINDABLE = 0x20000
-MS_PRIVATE = 0x40000
-MS_SLAVE = 0x80000
-MS_SHARED = 0x100000
-MS_RELATIME = 0x200000
-MS_STRICTATIME = 0x1000000
 MNT_DETACH = 2
 
 _PR_SET_PDEATHSIG = 1
@@ -88,54 +66,7 @@ _PR_CAP_AMBIENT = 47
 _PR_CAP_AMBIENT_CLEAR_ALL = 4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
-CAPABILITIES: dict[str, int] = {
-    name: number
-    for number, name in enumerate(
-        (
-            "CAP_CHOWN",
-            "CAP_DAC_OVERRIDE",
-            "CAP_DAC_READ_SEARCH",
-            "CAP_FOWNER",
-            "CAP_FSETID",
-            "CAP_KILL",
-            "CAP_SETGID",
-            "CAP_SETUID",
-            "CAP_SETPCAP",
-            "CAP_LINUX_IMMUTABLE",
-            "CAP_NET_BIND_SERVICE",
-            "CAP_NET_BROADCAST",
-            "CAP_NET_ADMIN",
-            "CAP_NET_RAW",
-            "CAP_IPC_LOCK",
-            "CAP_IPC_OWNER",
-            "CAP_SYS_MODULE",
-            "CAP_SYS_RAWIO",
-            "CAP_SYS_CHROOT",
-            "CAP_SYS_PTRACE",
-            "CAP_SYS_PACCT",
-            "CAP_SYS_ADMIN",
-            "CAP_SYS_BOOT",
-            "CAP_SYS_NICE",
-            "CAP_SYS_RESOURCE",
-            "CAP_SYS_TIME",
-            "CAP_SYS_TTY_CONFIG",
-            "CAP_MKNOD",
-            "CAP_LEASE",
-            "CAP_AUDIT_WRITE",
-            "CAP_AUDIT_CONTROL",
-            "CAP_SETFCAP",
-            "CAP_MAC_OVERRIDE",
-            "CAP_MAC_ADMIN",
-            "CAP_SYSLOG",
-            "CAP_WAKE_ALARM",
-            "CAP_BLOCK_SUSPEND",
-            "CAP_AUDIT_READ",
-            "CAP_PERFMON",
-            "CAP_BPF",
-            "CAP_CHECKPOINT_RESTORE",
-        )
-    )
-}
+CAPABILITIES: dict[str, int] = {name: number for number, name in enumerate(ALL_CAPABILITIES)}
 """Capability names → numbers (linux/capability.h)."""
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)

@@ -4,7 +4,9 @@ moby's local driver checks them, and turned into mount(2) calls as ``moby/sys/mo
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 import re
 import socket
 from collections.abc import Mapping
@@ -13,7 +15,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydockerd.plugin import MNT_DETACH, InvalidParameter, Mount, SystemError, mount, unmount
+from pydockerd.plugin import (
+    MNT_DETACH,
+    InvalidParameter,
+    Mount,
+    MountFlag,
+    SystemError,
+    mount,
+    parse_mount_options,
+    unmount,
+)
 
 __all__ = ["MountOptions", "check_name", "parse_flags"]
 
@@ -25,65 +36,6 @@ _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 _NAME_CHARS = "[a-zA-Z0-9][a-zA-Z0-9_.-]"
 _NAME_MAX = 255
 _SIZE = re.compile(r"(\d+(?:\.\d+)?) ?([kmgtp])?i?b?", re.IGNORECASE)
-
-# mount(2) flags
-MS_RDONLY = 0x1
-MS_NOSUID = 0x2
-MS_NODEV = 0x4
-MS_NOEXEC = 0x8
-MS_SYNCHRONOUS = 0x10
-MS_REMOUNT = 0x20
-MS_MANDLOCK = 0x40
-MS_DIRSYNC = 0x80
-MS_NOATIME = 0x400
-MS_NODIRATIME = 0x800
-MS_BIND = 0x1000
-MS_REC = 0x4000
-MS_SILENT = 0x8000
-MS_UNBINDABLE = 0x20000
-MS_PRIVATE = 0x40000
-MS_SLAVE = 0x80000
-MS_SHARED = 0x100000
-MS_RELATIME = 0x200000
-MS_STRICTATIME = 0x1000000
-PROPAGATION = MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE
-
-# option -> (clears the flag, flag): the table of moby/sys/mount
-_FLAGS: dict[str, tuple[bool, int]] = {
-    "defaults": (False, 0),
-    "ro": (False, MS_RDONLY),
-    "rw": (True, MS_RDONLY),
-    "suid": (True, MS_NOSUID),
-    "nosuid": (False, MS_NOSUID),
-    "dev": (True, MS_NODEV),
-    "nodev": (False, MS_NODEV),
-    "exec": (True, MS_NOEXEC),
-    "noexec": (False, MS_NOEXEC),
-    "sync": (False, MS_SYNCHRONOUS),
-    "async": (True, MS_SYNCHRONOUS),
-    "dirsync": (False, MS_DIRSYNC),
-    "remount": (False, MS_REMOUNT),
-    "mand": (False, MS_MANDLOCK),
-    "nomand": (True, MS_MANDLOCK),
-    "atime": (True, MS_NOATIME),
-    "noatime": (False, MS_NOATIME),
-    "diratime": (True, MS_NODIRATIME),
-    "nodiratime": (False, MS_NODIRATIME),
-    "bind": (False, MS_BIND),
-    "rbind": (False, MS_BIND | MS_REC),
-    "unbindable": (False, MS_UNBINDABLE),
-    "runbindable": (False, MS_UNBINDABLE | MS_REC),
-    "private": (False, MS_PRIVATE),
-    "rprivate": (False, MS_PRIVATE | MS_REC),
-    "shared": (False, MS_SHARED),
-    "rshared": (False, MS_SHARED | MS_REC),
-    "slave": (False, MS_SLAVE),
-    "rslave": (False, MS_SLAVE | MS_REC),
-    "relatime": (False, MS_RELATIME),
-    "norelatime": (True, MS_RELATIME),
-    "strictatime": (False, MS_STRICTATIME),
-    "nostrictatime": (True, MS_STRICTATIME),
-}
 
 
 def _quote(text: str) -> str:
@@ -117,16 +69,11 @@ def _ram_bytes(text: str) -> int:
 
 
 def parse_flags(options: str) -> tuple[int, str]:
-    """``o`` as mount flags and the filesystem's own options, as ``moby/sys/mount``: the
-    options it knows (``ro``, ``bind``, ``nosuid``, ...) become flags, the rest is data."""
-    flags, data = 0, []
-    for option in options.split(","):
-        clears, flag = _FLAGS.get(option, (False, 0))
-        if flag:
-            flags = flags & ~flag if clears else flags | flag
-        elif option:
-            data.append(option)
-    return flags, ",".join(data)
+    """``o`` as mount flags (propagation included) and the filesystem's own options, as
+    ``moby/sys/mount``: the options it knows (``ro``, ``bind``, ``nosuid``, ...) become
+    flags, the rest is data."""
+    parsed = parse_mount_options(options.split(","))
+    return functools.reduce(operator.or_, parsed.propagation, parsed.flags), parsed.data
 
 
 def _option(options: str, key: str) -> str:
@@ -236,16 +183,19 @@ class MountOptions:
         if not self.device:
             raise SystemError("missing device in volume options")
         flags, data = parse_flags(self._resolved())
+        propagation = MountFlag.propagation()
+        bind_ro = MountFlag.BIND | MountFlag.RDONLY
         made = False
         try:
-            if not flags & MS_REMOUNT or data:
+            if not flags & MountFlag.REMOUNT or data:
                 description = Mount(self.type, self.device, (data,) if data else ())
-                mount(description, target, flags & ~PROPAGATION)
+                mount(description, target, flags & ~propagation)
                 made = True
-            if flags & PROPAGATION:
-                mount(Mount("", ""), target, flags & (PROPAGATION | MS_REC | MS_SILENT))
-            if flags & (MS_BIND | MS_RDONLY) == MS_BIND | MS_RDONLY:
-                mount(Mount("", ""), target, (flags & ~PROPAGATION) | MS_REMOUNT)
+            if flags & propagation:
+                kept = propagation | MountFlag.REC | MountFlag.SILENT
+                mount(Mount("", ""), target, flags & kept)
+            if flags & bind_ro == bind_ro:
+                mount(Mount("", ""), target, (flags & ~propagation) | MountFlag.REMOUNT)
         except SystemError as e:
             if made:  # no half-made mount: the next container tries again
                 unmount(target, MNT_DETACH)
