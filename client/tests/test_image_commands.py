@@ -3,21 +3,13 @@ output and exit status, as docker 28 prints them."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import pty
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from pydocker.commands.image import (
     ReferenceError,
     familiar_name,
@@ -26,133 +18,18 @@ from pydocker.commands.image import (
 )
 from pydocker.formatting import decimal_size, human_duration
 
+from client.tests.fakeengine import FakeDaemon, run, serve
+
 DAY = 86400
 SHA_A = "sha256:" + "a" * 64
 SHA_B = "sha256:" + "b" * 64
 DIGEST = "sha256:" + "d" * 64
 
 
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    query: list[tuple[str, str]]
-    body: bytes
-    headers: dict[str, str]
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    body: bytes = b""
-    content_type: str = "application/json"
-
-
-@dataclass
-class FakeDaemon:
-    """Records every request (the version prefix dropped from the path) and answers from
-    canned replies; anything not set up gets Docker's 404 shape."""
-
-    socket: Path
-    requests: list[Recorded] = field(default_factory=list)
-    replies: dict[tuple[str, str], Reply] = field(default_factory=dict)
-
-    @property
-    def host(self) -> str:
-        return f"unix://{self.socket}"
-
-    def reply(self, method: str, path: str, body: Any = None, status: int = 200) -> None:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        content_type = "application/x-tar" if isinstance(body, bytes) else "application/json"
-        self.replies[(method, path)] = Reply(status, data, content_type)
-
-    def error(self, method: str, path: str, status: int, message: str) -> None:
-        self.reply(method, path, {"message": message}, status)
-
-    def calls(self) -> list[tuple[str, str]]:
-        return [(r.method, r.path) for r in self.requests if r.path != "/_ping"]
-
-    def only(self) -> Recorded:
-        found = [r for r in self.requests if r.path != "/_ping"]
-        assert len(found) == 1, self.calls()
-        return found[0]
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        path = request.path
-        if path.startswith("/v1."):
-            path = "/" + path.split("/", 2)[2]
-        body = await request.read()
-        self.requests.append(
-            Recorded(request.method, path, list(request.query.items()), body, dict(request.headers))
-        )
-        if path == "/_ping":
-            return web.Response(text="OK", headers={"Api-Version": "1.47"})
-        reply = self.replies.get((request.method, path))
-        if reply is None:
-            return web.json_response({"message": f"page not found: {path}"}, status=404)
-        return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
-
-
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[FakeDaemon]:
-    fake = FakeDaemon(tmp_path / "engine.sock")
-    loop = asyncio.new_event_loop()
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.UnixSite(runner, str(fake.socket)).start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield fake
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
-
-
-@dataclass
-class Result:
-    status: int
-    stdout: bytes
-    stderr: str
-
-    @property
-    def out(self) -> str:
-        return self.stdout.decode()
-
-
-def run(
-    fake: FakeDaemon,
-    *args: str,
-    stdin: bytes | None = None,
-    tty_stdin: bool = False,
-    tty_stdout: bool = False,
-) -> Result:
-    command = [sys.executable, "-m", "pydocker", "-H", fake.host, *args]
-    if not (tty_stdin or tty_stdout):
-        done = subprocess.run(
-            command,
-            input=stdin if stdin is not None else b"",
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        return Result(done.returncode, done.stdout, done.stderr.decode())
-    controller, terminal = pty.openpty()
-    try:
-        process = subprocess.run(
-            command,
-            stdin=terminal if tty_stdin else subprocess.DEVNULL,
-            stdout=terminal if tty_stdout else subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            timeout=60,
-            check=False,
-        )
-    finally:
-        os.close(terminal)
-        os.close(controller)
-    return Result(process.returncode, process.stdout or b"", process.stderr.decode())
+    with serve(tmp_path) as fake:
+        yield fake
 
 
 # -- units ------------------------------------------------------------------------------

@@ -11,14 +11,17 @@ from typing import Any
 
 import click
 
+from pydocker.api import APIClient
 from pydocker.errors import DaemonError, InvalidArgument, PydockerError
 from pydocker.formatting import Template, decimal_size, go_json, table_lines
-from pydocker.options import parse_filters
+from pydocker.options import format_option, parse_filters, pass_client
 
 __all__ = [
     "Filters",
+    "add_commands",
     "confirm",
     "for_each",
+    "inspect_command",
     "inspect_each",
     "kv_map",
     "label_fields",
@@ -110,6 +113,28 @@ def inspect_each(
         print_lines(template.render(e) for e in elements)
     if failures:
         raise PydockerError("\n".join(failures))
+
+
+def inspect_command(kind: str, path: str) -> click.Command:
+    """``<kind> inspect [-f FORMAT] NAME...``: ``GET path`` (``{}`` is the name) for each."""
+
+    @click.command("inspect", help=f"Display detailed information on one or more {kind}s.")
+    @click.argument("names", nargs=-1, required=True, metavar=f"{kind.upper()}...")
+    @format_option(short=True, error_status=64)
+    @pass_client
+    def command(client: APIClient, names: tuple[str, ...], template: Template | None) -> None:
+        inspect_each(names, template, lambda name: client.get(path.format(name)))
+
+    return command
+
+
+def add_commands(
+    group: click.Group, commands: Iterable[tuple[click.Command, tuple[str, ...]]]
+) -> None:
+    """Register each command of a group under each of its names (``ls``, ``list``)."""
+    for command, names in commands:
+        for name in names:
+            group.add_command(command, name)
 
 
 def for_each(

@@ -25,6 +25,7 @@ from pydocker.commands import ps as ps_module
 from pydocker.commands import stats as stats_module
 from pydocker.commands.common import (
     Filters,
+    add_commands,
     confirm,
     for_each,
     inspect_each,
@@ -788,30 +789,31 @@ def container() -> None:
     """Manage containers."""
 
 
-for _command, _names in (
-    (attach, ("attach",)),
-    (create, ("create",)),
-    (exec_, ("exec",)),
-    (container_inspect, ("inspect",)),
-    (kill, ("kill",)),
-    (logs, ("logs",)),
-    (ps_module.ps, ("ls", "list", "ps")),
-    (pause, ("pause",)),
-    (port, ("port",)),
-    (prune, ("prune",)),
-    (rename, ("rename",)),
-    (restart, ("restart",)),
-    (rm, ("rm", "remove")),
-    (run, ("run",)),
-    (start, ("start",)),
-    (stats_module.stats, ("stats",)),
-    (stop, ("stop",)),
-    (top, ("top",)),
-    (unpause, ("unpause",)),
-    (wait, ("wait",)),
-):
-    for _name in _names:
-        container.add_command(_command, _name)
+add_commands(
+    container,
+    [
+        (attach, ("attach",)),
+        (create, ("create",)),
+        (exec_, ("exec",)),
+        (container_inspect, ("inspect",)),
+        (kill, ("kill",)),
+        (logs, ("logs",)),
+        (ps_module.ps, ("ls", "list", "ps")),
+        (pause, ("pause",)),
+        (port, ("port",)),
+        (prune, ("prune",)),
+        (rename, ("rename",)),
+        (restart, ("restart",)),
+        (rm, ("rm", "remove")),
+        (run, ("run",)),
+        (start, ("start",)),
+        (stats_module.stats, ("stats",)),
+        (stop, ("stop",)),
+        (top, ("top",)),
+        (unpause, ("unpause",)),
+        (wait, ("wait",)),
+    ],
+)
 
 COMMANDS = [
     container,

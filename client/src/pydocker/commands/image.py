@@ -22,7 +22,9 @@ from pydocker.api import APIClient
 from pydocker.commands import system as system_commands
 from pydocker.commands.common import (
     Filters,
+    add_commands,
     confirm,
+    inspect_command,
     inspect_each,
     number,
     os_error,
@@ -359,14 +361,7 @@ def _uses(template: Template, field: str) -> bool:
 # -- inspect ----------------------------------------------------------------------------
 
 
-@click.command("inspect")
-@click.argument("names", nargs=-1, required=True, metavar="IMAGE...")
-@format_option(short=True, error_status=64)
-@pass_client
-def image_inspect(client: APIClient, names: tuple[str, ...], template: Template | None) -> None:
-    """Display detailed information on one or more images."""
-    inspect_each(names, template, lambda name: client.get(f"/images/{name}/json"))
-
+image_inspect = inspect_command("image", "/images/{}/json")
 
 _OBJECT_PATHS = {
     "container": "/containers/{}/json",
@@ -958,19 +953,20 @@ def image() -> None:
     """Manage images."""
 
 
-for _command, _names in (
-    (images, ("ls", "list")),
-    (image_inspect, ("inspect",)),
-    (tag, ("tag",)),
-    (rmi, ("rm", "remove", "rmi")),
-    (history, ("history",)),
-    (save, ("save",)),
-    (load, ("load",)),
-    (import_, ("import",)),
-    (prune, ("prune",)),
-):
-    for _name in _names:
-        image.add_command(_command, _name)
+add_commands(
+    image,
+    [
+        (images, ("ls", "list")),
+        (image_inspect, ("inspect",)),
+        (tag, ("tag",)),
+        (rmi, ("rm", "remove", "rmi")),
+        (history, ("history",)),
+        (save, ("save",)),
+        (load, ("load",)),
+        (import_, ("import",)),
+        (prune, ("prune",)),
+    ],
+)
 
 
 @click.group("system")

@@ -28,7 +28,7 @@ from pydocker.options import (
     pass_client,
 )
 
-__all__ = ["container_rows", "displayable_ports", "ps"]
+__all__ = ["all_containers_option", "container_rows", "displayable_ports", "ps"]
 
 _COMMAND_WIDTH = 20
 _MOUNT_WIDTH = 15
@@ -190,14 +190,18 @@ def _uses_size(template: Template) -> bool:
     return any(not isinstance(p, str) and p.path == ".Size" for p in template.parts)
 
 
-@click.command("ps", cls=GoCommand)
-@click.option(
+all_containers_option = click.option(
     "-a",
     "--all",
     "show_all",
     is_flag=True,
     help="Show all containers (default shows just running).",
 )
+"""``-a/--all`` of ``ps`` and ``stats``."""
+
+
+@click.command("ps", cls=GoCommand)
+@all_containers_option
 @filter_option("Filter output based on conditions provided (status=, name=, label=, ...).")
 @format_option(error_prefix="failed to parse template", error_status=1)
 @click.option(

@@ -13,6 +13,7 @@ import click
 
 from pydocker.api import APIClient
 from pydocker.commands.common import number, print_lines
+from pydocker.commands.ps import all_containers_option
 from pydocker.errors import PydockerError
 from pydocker.formatting import Row, Template, decimal_size, human_size, short_id, table_lines
 from pydocker.options import GoCommand, format_option, pass_client
@@ -210,13 +211,7 @@ def _lines(template: Template, rows: list[Row]) -> list[str]:
 
 @click.command("stats", cls=GoCommand)
 @click.argument("containers", nargs=-1, metavar="[CONTAINER...]")
-@click.option(
-    "-a",
-    "--all",
-    "show_all",
-    is_flag=True,
-    help="Show all containers (default shows just running).",
-)
+@all_containers_option
 @format_option(error_prefix="template parsing error", error_status=1)
 @click.option(
     "--no-stream", is_flag=True, help="Disable streaming stats and only pull the first result."

@@ -12,7 +12,7 @@ from pydocker.commands.common import (
     Filters,
     confirm,
     for_each,
-    inspect_each,
+    inspect_command,
     kv_map,
     label_fields,
     natural_key,
@@ -117,13 +117,7 @@ def ls(client: APIClient, quiet: bool, filters: Filters, template: Template | No
 volume.add_command(ls, "list")
 
 
-@volume.command("inspect")
-@click.argument("names", nargs=-1, required=True, metavar="VOLUME...")
-@format_option(short=True, error_status=64)
-@pass_client
-def inspect(client: APIClient, names: tuple[str, ...], template: Template | None) -> None:
-    """Display detailed information on one or more volumes."""
-    inspect_each(names, template, lambda name: client.get(f"/volumes/{name}"))
+volume.add_command(inspect_command("volume", "/volumes/{}"))
 
 
 @volume.command("rm")
