@@ -4,6 +4,7 @@ streams, terminals and exit statuses."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from pydockerd.testing.daemon import DaemonProcess
+from pydockerd.testing.pytest_plugin import DaemonFactory
 
 from client.tests.fakeengine import Terminal
 
@@ -214,3 +216,32 @@ def test_volume_commands(engine: DaemonProcess) -> None:
     pruned = pydocker(engine, "volume", "prune", "-f")
     assert pruned.stdout.startswith(f"Deleted Volumes:\n{anonymous}\n")
     assert pydocker(engine, "volume", "ls", "-q").stdout == ""
+
+
+def test_attach_over_tcp(daemon_factory: DaemonFactory, busybox_tar: Path) -> None:
+    """The hijacked connection goes over the transport the client uses, TCP too."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    daemon = daemon_factory("-H", f"tcp://127.0.0.1:{port}")
+    assert pydocker(daemon, "load", "-i", str(busybox_tar)).returncode == 0
+    result = subprocess.run(
+        [
+            *PYDOCKER,
+            "-H",
+            f"tcp://127.0.0.1:{port}",
+            "run",
+            "--rm",
+            "-i",
+            "busybox",
+            "sh",
+            "-c",
+            "cat; exit 2",
+        ],
+        input="over tcp\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (2, "over tcp\n", "")
