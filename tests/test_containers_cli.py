@@ -635,3 +635,54 @@ def test_container_prune_removes_stopped_ones(engine: DaemonProcess) -> None:
         assert names == "running-one\n"
     finally:
         run(engine, "rm", "-f", "running-one")
+
+
+def test_network_modes_host_none_and_another_containers(engine: DaemonProcess) -> None:
+    host_links = {
+        line.split(":")[1].strip().split("@")[0]
+        for line in subprocess.run(
+            ["ip", "-o", "link"], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+    }
+    code, out, err = run(engine, "run", "--rm", "--network", "host", "busybox", "ip", "-o", "link")
+    assert code == 0, err
+    seen = {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+    assert seen == host_links
+    code, out, _ = run(engine, "run", "--rm", "--network", "none", "busybox", "ip", "-o", "link")
+    assert [line.split(":")[1].strip() for line in out.splitlines()] == ["lo"]
+    run(engine, "run", "-d", "--name", "netowner", "busybox", "sleep", "60")
+    try:
+        owner = inspect(engine, "netowner")["State"]["Pid"]
+        code, out, err = run(
+            engine, "run", "--rm", "--network", "container:netowner", "busybox",
+            "readlink", "/proc/self/ns/net",
+        )  # fmt: skip
+        assert code == 0, err
+        assert out.strip() == str(Path(f"/proc/{owner}/ns/net").readlink())
+    finally:
+        run(engine, "rm", "-f", "netowner")
+    code, _, err = run(engine, "run", "--rm", "--network", "nosuchnet", "busybox", "true")
+    assert code == 125
+    assert "network nosuchnet not found" in err
+
+
+def test_logs_timestamps_since_until_and_streams(engine: DaemonProcess) -> None:
+    code, _, err = run(
+        engine, "run", "--name", "chatty", "busybox", "sh", "-c",
+        "echo one; echo two >&2; sleep 1.2; echo three",
+    )  # fmt: skip
+    assert code == 0, err
+    try:
+        code, out, err = run(engine, "logs", "-t", "chatty")
+        assert code == 0
+        stamped = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z (.*)")
+        assert [stamped.fullmatch(line)[1] for line in out.splitlines()] == ["one", "three"]  # type: ignore[index]
+        assert [stamped.fullmatch(line)[1] for line in err.splitlines()] == ["two"]  # type: ignore[index]
+        first = out.split()[0]
+        last = out.splitlines()[1].split()[0]
+        assert run(engine, "logs", "--since", last, "chatty")[1] == "three\n"
+        assert run(engine, "logs", "--until", first, "chatty")[1] == "one\n"
+        assert run(engine, "logs", "--tail", "1", "chatty") == (0, "three\n", "")
+        assert run(engine, "logs", "--tail", "0", "chatty") == (0, "", "")
+    finally:
+        run(engine, "rm", "chatty")

@@ -303,12 +303,17 @@ class ContainerService:
         return container, []
 
     def _check_network_mode(self, mode: str) -> None:
+        """Not 404 for a missing network: the CLI takes any 404 of create for a missing
+        image and tries to pull it."""
         if mode in ("bridge", "none", "host"):
             return
         if mode.startswith("container:"):
-            self.get(mode.split(":", 1)[1])
+            try:
+                self.get(mode.split(":", 1)[1])
+            except NotFound as e:
+                raise InvalidParameter(str(e)) from None
             return
-        raise NotFound(f"network {mode} not found")
+        raise InvalidParameter(f"network {mode} not found")
 
     async def _create_volumes(
         self, mounts: list[MountPoint], created: list[str]
@@ -320,13 +325,16 @@ class ContainerService:
                 result.append(point)
                 continue
             existed = bool(point.name) and self.volumes.find(point.name) is not None
-            volume = await self.volumes.create(
-                point.name or None,
-                point.driver,
-                point.driver_options,
-                point.labels,
-                anonymous=point.anonymous,
-            )
+            try:
+                volume = await self.volumes.create(
+                    point.name or None,
+                    point.driver,
+                    point.driver_options,
+                    point.labels,
+                    anonymous=point.anonymous,
+                )
+            except NotFound as e:  # a missing driver: 404 would make the CLI pull the image
+                raise InvalidParameter(str(e)) from None
             if not existed:
                 created.append(volume.name)
             result.append(
