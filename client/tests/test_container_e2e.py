@@ -245,3 +245,23 @@ def test_attach_over_tcp(daemon_factory: DaemonFactory, busybox_tar: Path) -> No
         check=False,
     )
     assert (result.returncode, result.stdout, result.stderr) == (2, "over tcp\n", "")
+
+
+def test_exec_it_start_a_and_attach(engine: DaemonProcess) -> None:
+    assert pydocker(engine, "run", "-d", "--name", "box", "busybox", "sleep", "60").returncode == 0
+    term = Terminal([*PYDOCKER, "-H", engine.host, "exec", "-it", "box", "sh"], rows=20, cols=70)
+    term.expect("# ")
+    term.send("stty size; exit 3\r")
+    assert term.wait() == 3
+    assert "20 70" in term.output.decode()
+    made = pydocker(engine, "create", "--name", "once", "busybox", "sh", "-c", "echo ran; exit 6")
+    assert made.returncode == 0, made.stderr
+    started = pydocker(engine, "start", "-a", "once")
+    assert (started.returncode, started.stdout) == (6, "ran\n")
+    late = pydocker(
+        engine, "run", "-d", "--name", "late", "busybox", "sh", "-c", "sleep 2; echo late; exit 5"
+    )
+    assert late.returncode == 0
+    attached = pydocker(engine, "attach", "late")
+    assert (attached.returncode, attached.stdout) == (5, "late\n"), attached.stderr
+    assert pydocker(engine, "rm", "-f", "box", "once", "late").returncode == 0
