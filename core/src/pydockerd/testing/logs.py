@@ -38,8 +38,11 @@ What the suite checks:
    ``tail=0`` it yields only new records;
 6. ``validate_options``: no options is fine, an unknown one is refused with Docker's
    ``unknown log opt 'x' for <name> log driver``;
-7. writing is cheap: 20,000 records take well under two seconds (default options);
-8. a driver that is not ``readable`` raises ``NotImplementedByDaemon`` from ``read``.
+7. a driver that is ``readable`` reads back what was written; one that is not raises
+   ``NotImplementedByDaemon`` from ``read``.
+
+How fast a driver writes is for benchmarks, not for this suite (json-file has one in
+``plugins/log_json_file/bench``).
 """
 
 from __future__ import annotations
@@ -411,23 +414,14 @@ class LogDriverSuite:
         expected = f"unknown log opt 'no-such-option' for {log_driver.name} log driver"
         assert str(caught.value) == expected
 
-    # -- 7. cost
+    # -- 7. drivers that do not read
 
-    async def test_writing_is_cheap(self, log_driver: LogDriver, context: LogContext) -> None:
-        if context.options:
-            pytest.skip("measured with the default options only")
-        written = records(20_000)
-        started = time.perf_counter()
-        await write_all(log_driver, context, written)
-        elapsed = time.perf_counter() - started
-        assert elapsed < 2, f"20,000 records took {elapsed:.2f} s to write"
-
-    # -- 8. drivers that do not read
-
-    async def test_a_driver_that_does_not_read_says_so(
+    async def test_reading_is_what_readable_says(
         self, log_driver: LogDriver, context: LogContext
     ) -> None:
         if log_driver.readable:
-            pytest.skip(f"{log_driver.name} reads logs back")
-        with pytest.raises(NotImplementedByDaemon):
-            await collect(log_driver, context)
+            await write_all(log_driver, context, records(3))
+            assert len(await collect(log_driver, context)) == 3
+        else:
+            with pytest.raises(NotImplementedByDaemon):
+                await collect(log_driver, context)
