@@ -122,7 +122,7 @@ def test_detached_logs_exec_stop_rm(engine: DaemonProcess) -> None:
     container_id = started.stdout.strip()
     assert len(container_id) == 64
     deadline = time.monotonic() + 15
-    while "tick 3" not in pydocker(engine, "logs", "web").stdout:
+    while "oops" not in pydocker(engine, "logs", "web").stderr:
         assert time.monotonic() < deadline, "no output"
         time.sleep(0.2)
     logs = pydocker(engine, "logs", "web")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -38,6 +37,7 @@ from pydocker.commands.common import (
 from pydocker.commands.image import (
     display_json_messages,
     familiar_name,
+    is_image_id,
     normalize_reference,
 )
 from pydocker.commands.runopts import (
@@ -64,7 +64,6 @@ from pydocker.terminal import is_terminal, terminal_size
 
 __all__ = ["COMMANDS", "create_container", "start_error_status"]
 
-_HEX_ID = re.compile(r"(?:sha256:)?[a-f0-9]{64}")
 _EMPTY_AUTH = "e30="
 """``{}`` in base64url: no credentials (what docker sends when it has none)."""
 _NOT_A_TTY = "the input device is not a TTY"
@@ -104,7 +103,7 @@ def _image_reference(image: str) -> tuple[str, str] | None:
 
     :raises ReferenceError: not a valid reference.
     """
-    if _HEX_ID.fullmatch(image):
+    if is_image_id(image):
         return None
     name, tag, digest = normalize_reference(image)
     return name, digest or tag or "latest"

@@ -57,6 +57,7 @@ __all__ = [
     "display_json_messages",
     "familiar_name",
     "image_rows",
+    "is_image_id",
     "normalize_reference",
     "split_target",
 ]
@@ -151,9 +152,15 @@ def split_target(target: str) -> tuple[str, str]:
     return name, tag or "latest"
 
 
+def is_image_id(text: str) -> bool:
+    """A full image ID (``sha256:<64 hex>`` or the 64 hex digits), which ``ParseAnyReference``
+    takes for a digest rather than a name: it cannot be pulled."""
+    return _HEX_ID.fullmatch(text) is not None
+
+
 def _check_source(source: str) -> None:
     """``ParseAnyReference``: an image ID, or a reference."""
-    if _HEX_ID.fullmatch(source):
+    if is_image_id(source):
         return
     try:
         normalize_reference(source)
