@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import time
@@ -27,7 +28,7 @@ from pydockerd.errors import (
     SystemError,
     Unavailable,
 )
-from pydockerd.plugin import LogQuery, StartError
+from pydockerd.plugin import Handler, LogQuery, StartError
 from pydockerd.spec import ResourceStats
 from pydockerd.supervisor.protocol import STDERR, STDOUT, frame
 
@@ -36,6 +37,18 @@ __all__ = ["ROUTES"]
 _PRUNE_FILTERS = ("label", "until")
 _STATS_INTERVAL = 1.0
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def long_lived(handler: Handler) -> Handler:
+    """A handler whose response lasts (a stream, a wait): the daemon ends it when it stops,
+    instead of waiting ``shutdown_timeout`` for it (:meth:`Daemon.long_lived`)."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        with request.app[DAEMON].long_lived():
+            return await handler(request)
+
+    return wrapper
 
 
 def _service(request: web.Request) -> ContainerService:
@@ -152,12 +165,8 @@ async def prune(request: web.Request) -> web.StreamResponse:
     return json_response({"ContainersDeleted": removed or None, "SpaceReclaimed": reclaimed})
 
 
+@long_lived
 async def wait(request: web.Request) -> web.StreamResponse:
-    with request.app[DAEMON].long_lived():
-        return await _wait(request)
-
-
-async def _wait(request: web.Request) -> web.StreamResponse:
     """Headers at once (the CLI sends ``/start`` only after them), the body at the exit."""
     service = _service(request)
     future = service.wait_future(_container(request), request.query.get("condition", ""))
@@ -214,12 +223,8 @@ async def _until_lost(hijack: Hijack, awaitable: Any) -> Any:
     return task.result()
 
 
+@long_lived
 async def attach(request: web.Request) -> web.StreamResponse:
-    with request.app[DAEMON].long_lived():
-        return await _attach(request)
-
-
-async def _attach(request: web.Request) -> web.StreamResponse:
     service = _service(request)
     container = _container(request)
     query = request.query
@@ -304,12 +309,8 @@ async def _log_chunks(
         yield line if container.tty else frame(kind, line)
 
 
+@long_lived
 async def logs(request: web.Request) -> web.StreamResponse:
-    with request.app[DAEMON].long_lived():
-        return await _logs(request)
-
-
-async def _logs(request: web.Request) -> web.StreamResponse:
     service = _service(request)
     container = _container(request)
     stdout, stderr = (
@@ -478,12 +479,8 @@ def _stats_body(
     }
 
 
+@long_lived
 async def stats(request: web.Request) -> web.StreamResponse:
-    with request.app[DAEMON].long_lived():
-        return await _stats(request)
-
-
-async def _stats(request: web.Request) -> web.StreamResponse:
     service = _service(request)
     container = _container(request)
     streaming = request.query.get("stream") is None or parse_bool(request.query.get("stream"))
@@ -531,12 +528,8 @@ async def exec_create(request: web.Request) -> web.StreamResponse:
     return json_response({"Id": instance.id}, status=201)
 
 
+@long_lived
 async def exec_start(request: web.Request) -> web.StreamResponse:
-    with request.app[DAEMON].long_lived():
-        return await _exec_start(request)
-
-
-async def _exec_start(request: web.Request) -> web.StreamResponse:
     execs = _execs(request)
     instance = execs.get(request.match_info["id"])
     body = await _json_body(request)
