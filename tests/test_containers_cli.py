@@ -686,3 +686,35 @@ def test_logs_timestamps_since_until_and_streams(engine: DaemonProcess) -> None:
         assert run(engine, "logs", "--tail", "0", "chatty") == (0, "", "")
     finally:
         run(engine, "rm", "chatty")
+
+
+def test_privileged_gets_every_capability_the_host_has(engine: DaemonProcess) -> None:
+    code, out, err = run(
+        engine, "run", "--rm", "--privileged", "busybox", "grep", "CapEff", "/proc/self/status"
+    )
+    assert code == 0, err
+    host = next(
+        line
+        for line in Path("/proc/self/status").read_text().splitlines()
+        if line.startswith("CapBnd")
+    )
+    assert out.split()[1] == host.split()[1]
+
+
+def test_the_container_sees_its_own_cgroup_read_only(engine: DaemonProcess) -> None:
+    code, out, err = run(
+        engine, "run", "--rm", "-m", "64m", "busybox", "sh", "-c",
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; grep memory /proc/self/cgroup;"
+        " touch /sys/fs/cgroup/memory/x 2>/dev/null || echo read-only",
+    )  # fmt: skip
+    assert code == 0, err
+    assert out.split() == [str(64 * 1024 * 1024), f"{_memory_line()}:memory:/", "read-only"]
+
+
+def _memory_line() -> str:
+    """The number of the memory hierarchy in /proc/<pid>/cgroup."""
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        number, controllers, _ = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            return number
+    raise AssertionError("no memory cgroup hierarchy")

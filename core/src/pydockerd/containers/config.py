@@ -9,12 +9,13 @@ refusal is :class:`~pydockerd.errors.InvalidParameter` with moby's message.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import re
 import signal
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydockerd.errors import InvalidParameter
@@ -352,14 +353,25 @@ def _canonical_capability(name: str) -> str:
     return full
 
 
+@functools.cache
+def host_capabilities() -> tuple[str, ...]:
+    """The capabilities this process may hand on (its bounding set): what ``ALL`` and
+    ``--privileged`` mean here, as a host that withholds some from root cannot give them."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapBnd:"):
+            mask = int(line.split()[1], 16)
+            return tuple(c for i, c in enumerate(ALL_CAPABILITIES) if mask >> i & 1)
+    return ALL_CAPABILITIES
+
+
 def capabilities(host: Mapping[str, Any]) -> tuple[str, ...]:
     """The capabilities a container's processes keep: Docker's defaults, ``CapAdd``,
-    ``CapDrop`` (``ALL`` in either), and everything when ``Privileged``."""
+    ``CapDrop`` (``ALL`` in either), and every one the host has when ``Privileged``."""
     if host.get("Privileged"):
-        return ALL_CAPABILITIES
+        return host_capabilities()
     added = [_canonical_capability(c) for c in host.get("CapAdd") or []]
     dropped = [_canonical_capability(c) for c in host.get("CapDrop") or []]
-    base = set(ALL_CAPABILITIES) if "ALL" in added else set(DEFAULT_CAPABILITIES)
+    base = set(host_capabilities()) if "ALL" in added else set(DEFAULT_CAPABILITIES)
     base |= {c for c in added if c != "ALL"}
     if "ALL" in dropped:
         base = {c for c in added if c != "ALL"}

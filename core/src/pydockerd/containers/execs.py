@@ -25,7 +25,7 @@ from pydockerd.containers.runspec import (
 )
 from pydockerd.containers.service import ContainerService, start_error_status
 from pydockerd.errors import Conflict, InvalidParameter, NotFound
-from pydockerd.spec import ALL_CAPABILITIES, ProcessSpec
+from pydockerd.spec import ProcessSpec
 from pydockerd.supervisor.client import Stream
 
 __all__ = ["KEEP_FINISHED", "Exec", "ExecService"]
@@ -141,7 +141,8 @@ class ExecService:
         )
         env = replace_or_append(container_env(container.config), config.get("Env") or [])
         size = console_size or config.get("ConsoleSize")
-        caps = ALL_CAPABILITIES if config.get("Privileged") else capabilities(container.host_config)
+        privileged = {**container.host_config, "Privileged": True}
+        caps = capabilities(privileged if config.get("Privileged") else container.host_config)
         return ProcessSpec(
             args=tuple(config["Cmd"]),
             env=process_env(env, user),

@@ -203,6 +203,7 @@ def default_mounts(shm_size: int, *, privileged: bool) -> list[MountSpec]:
         MountSpec(
             "/sys", "sysfs", "sysfs", ("nosuid", "noexec", "nodev", "rw" if privileged else "ro")
         ),
+        MountSpec("/sys/fs/cgroup", "cgroup", "cgroup", ("nosuid", "noexec", "nodev", "ro")),
         MountSpec("/dev/mqueue", "mqueue", "mqueue", ("nosuid", "noexec", "nodev")),
         MountSpec(
             "/dev/shm",  # noqa: S108 - the container's own /dev/shm

@@ -498,7 +498,8 @@ class ContainerService:
             self._spawn(self._auto_remove(container, container.state.exit_code))
 
     def _namespaces(self, container: Container) -> dict[str, str]:
-        namespaces = {"pid": "", "mount": "", "uts": "", "ipc": "", "network": ""}
+        # a cgroup namespace of its own: /sys/fs/cgroup shows the container's cgroup as root
+        namespaces = {"pid": "", "mount": "", "uts": "", "ipc": "", "network": "", "cgroup": ""}
         mode = str(container.host_config.get("NetworkMode") or "bridge")
         if mode == "host":
             del namespaces["network"], namespaces["uts"]
