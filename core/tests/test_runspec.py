@@ -134,7 +134,15 @@ def test_build_spec(tmp_path: Path) -> None:
     assert spec.resources.pids_limit == 0  # -1: unlimited
     assert spec.readonly_root
     destinations = [m.destination for m in spec.mounts]
-    assert destinations[:6] == ["/proc", "/dev", "/dev/pts", "/sys", "/dev/mqueue", "/dev/shm"]
-    assert destinations[6:] == ["/etc/resolv.conf", "/etc/hostname", "/etc/hosts"]
-    assert all("ro" in m.options for m in spec.mounts[6:])  # read-only root: /etc files too
+    assert destinations[:7] == [
+        "/proc",
+        "/dev",
+        "/dev/pts",
+        "/sys",
+        "/sys/fs/cgroup",
+        "/dev/mqueue",
+        "/dev/shm",
+    ]
+    assert destinations[7:] == ["/etc/resolv.conf", "/etc/hostname", "/etc/hosts"]
+    assert all("ro" in m.options for m in spec.mounts[7:])  # read-only root: /etc files too
     assert ContainerSpec.from_json(spec.to_json()) == spec

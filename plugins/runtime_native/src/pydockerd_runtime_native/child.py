@@ -143,8 +143,11 @@ def _reset_signals() -> None:
     for number in range(1, signal.NSIG):
         if number in (signal.SIGKILL, signal.SIGSTOP):
             continue
-        with contextlib.suppress(OSError, ValueError):  # the C library's own signals
+        try:
             signal.signal(number, signal.SIG_DFL)
+        except (OSError, ValueError):  # the C library's own signals (32, 33)
+            with contextlib.suppress(OSError):
+                sc.default_signal_action(number)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "NAMESPACES",
     "capset",
     "clear_ambient_capabilities",
+    "default_signal_action",
     "drop_bounding_capability",
     "errno_text",
     "last_capability",
@@ -204,3 +205,28 @@ def last_capability() -> int:
             return int(f.read())
     except OSError:
         return max(CAPABILITIES.values())
+
+
+_SYS_RT_SIGACTION = {"x86_64": 13, "aarch64": 134}.get(os.uname().machine)
+
+
+class _KernelSigaction(ctypes.Structure):
+    _fields_ = [
+        ("handler", ctypes.c_void_p),
+        ("flags", ctypes.c_ulong),
+        ("restorer", ctypes.c_void_p),
+        ("mask", ctypes.c_uint64),
+    ]
+
+
+def default_signal_action(number: int) -> None:
+    """Give signal ``number`` its default action with the raw ``rt_sigaction`` system call,
+    which also reaches the signals the C library keeps to itself (32 and 33), where
+    Python's ``signal.signal`` and libc's ``sigaction`` refuse them."""
+    if _SYS_RT_SIGACTION is None:
+        return
+    action = _KernelSigaction(None, 0, None, 0)
+    call = (ctypes.c_long(_SYS_RT_SIGACTION), ctypes.c_long(number), ctypes.byref(action))
+    if _libc.syscall(*call, None, ctypes.c_long(8)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
