@@ -718,3 +718,15 @@ def _memory_line() -> str:
         if "memory" in controllers.split(","):
             return number
     raise AssertionError("no memory cgroup hierarchy")
+
+
+def test_a_paused_container_is_not_killed_but_rm_f_ends_it(engine: DaemonProcess) -> None:
+    code, out, _ = run(engine, "run", "-d", "--name", "frozen", "busybox", "sleep", "60")
+    assert code == 0
+    container_id = out.strip()
+    assert run(engine, "pause", "frozen")[0] == 0
+    code, _, err = run(engine, "kill", "frozen")
+    assert code == 1
+    assert "is paused. Unpause the container before stopping or killing" in err
+    assert run(engine, "rm", "-f", "frozen") == (0, "frozen\n", "")
+    assert leftovers(container_id, engine.cgroup_parent) == []

@@ -80,7 +80,7 @@ class ExecService:
     def __init__(self, containers: ContainerService) -> None:
         self.containers = containers
         self.execs: dict[str, Exec] = {}
-        containers.on_exec_event = self.on_event  # type: ignore[method-assign]
+        containers.on_exec_event = self.on_event
 
     def get(self, exec_id: str) -> Exec:
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -152,6 +153,8 @@ class ContainerService:
         self.live: dict[str, _Live] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self.on_exec_event: Callable[[dict[str, Any]], None] = lambda event: None
+        """Where the supervisor's exec events go; set by the exec service."""
         images.container_users = self.image_users
         images.layers_in_use_by_containers = lambda: set(self.containers)
         images.chains_in_use_by_containers = self._image_chains
@@ -337,16 +340,7 @@ class ContainerService:
                 raise InvalidParameter(str(e)) from None
             if not existed:
                 created.append(volume.name)
-            result.append(
-                MountPoint(
-                    **{
-                        **point.to_dict(),
-                        "name": volume.name,
-                        "driver": volume.driver,
-                        "tmpfs_options": point.tmpfs_options,
-                    }
-                )
-            )
+            result.append(dataclasses.replace(point, name=volume.name, driver=volume.driver))
         return result
 
     # -- start --------------------------------------------------------------------------
@@ -440,18 +434,9 @@ class ContainerService:
             spec=json_safe(spec),
             open_stdin=bool(config.get("OpenStdin")),
             stdin_once=bool(config.get("StdinOnce")),
-            log={
+            log={  # "none" keeps nothing: the supervisor need not even split lines
                 "driver": container.log_driver if container.log_driver != "none" else "",
-                "context": {
-                    "container_id": log.container_id,
-                    "container_name": log.container_name,
-                    "image_name": log.image_name,
-                    "log_dir": str(log.log_dir),
-                    "options": dict(log.options),
-                    "labels": dict(log.labels),
-                    "env": dict(log.env),
-                    "image_id": log.image_id,
-                },
+                "context": {**dataclasses.asdict(log), "log_dir": str(log.log_dir)},
             },
             exit_file=str(container.exit_file),
         )
@@ -558,9 +543,6 @@ class ContainerService:
             live.early_exit = event
             return
         self._spawn(self._exited(container, event))
-
-    def on_exec_event(self, event: dict[str, Any]) -> None:
-        """Overridden by the exec service (set in :meth:`attach_execs`)."""
 
     async def _forget(self, container_id: str) -> None:
         with contextlib.suppress(PydockerdError):
@@ -796,7 +778,12 @@ class ContainerService:
         :raises Conflict: it is not running (Docker's message).
         """
         number = parse_signal(sig or "SIGKILL")
-        if container.state.status not in ("running", "paused"):
+        if container.state.status == "paused":
+            raise Conflict(
+                f"Cannot kill container: {container.name}: Container {container.id} is paused. "
+                "Unpause the container before stopping or killing"
+            )
+        if container.state.status != "running":
             raise Conflict(
                 f"Cannot kill container: {container.name}: Container {container.id} is not running"
             )
@@ -863,6 +850,9 @@ class ContainerService:
                     live.restart_task.cancel()
                     container.state.status = "exited"
                 else:
+                    if container.state.status == "paused":  # a frozen process cannot die
+                        await self.supervisor.call("resume", id=container.id)
+                        container.state.status = "running"
                     await self._signal(container, signal.SIGKILL, all_processes=True)
                     await live.stopped.wait()
             container.state.status = "removing"
