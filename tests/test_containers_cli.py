@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -730,3 +731,26 @@ def test_a_paused_container_is_not_killed_but_rm_f_ends_it(engine: DaemonProcess
     assert "is paused. Unpause the container before stopping or killing" in err
     assert run(engine, "rm", "-f", "frozen") == (0, "frozen\n", "")
     assert leftovers(container_id, engine.cgroup_parent) == []
+
+
+def test_rmi_f_of_a_stopped_containers_image_keeps_its_layers(
+    engine: DaemonProcess, tmp_path: Path
+) -> None:
+    rootfs = tmp_path / "fs.tar"
+    with tarfile.open(rootfs, "w") as tar:
+        tar.add("/bin/busybox", "bin/busybox")
+        link = tarfile.TarInfo("bin/echo")
+        link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+        tar.addfile(link)
+    assert run(engine, "import", str(rootfs), "solo:1")[0] == 0
+    code, _, err = run(engine, "create", "--name", "orphaned", "solo:1", "echo", "still-runs")
+    assert code == 0, err
+    try:
+        code, out, err = run(engine, "rmi", "-f", "solo:1")
+        assert code == 0, err
+        assert "Deleted: sha256:" in out  # the image is gone, not just untagged
+        engine.restart()  # the start-up garbage collection must spare the container's layers
+        code, out, err = run(engine, "start", "-a", "orphaned")
+        assert (code, out) == (0, "still-runs\n"), err
+    finally:
+        run(engine, "rm", "-f", "orphaned")

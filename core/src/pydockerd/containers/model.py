@@ -113,6 +113,9 @@ class Container:
     runtime: str
     log_driver: str
     log_options: dict[str, str] = field(default_factory=dict)
+    image_layer: str = ""
+    """Chain ID of the image's top layer, which the container's layer stands on: kept even
+    if the image is deleted (``rmi -f``), so its layers are never collected under it."""
     mounts: list[MountPoint] = field(default_factory=list)
     networking_config: dict[str, Any] = field(default_factory=dict)
     state: State = field(default_factory=State)

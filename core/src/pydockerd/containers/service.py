@@ -199,12 +199,7 @@ class ContainerService:
         ]
 
     def _image_chains(self) -> set[str]:
-        chains = set()
-        for container in self.containers.values():
-            image = self.images.store.image(container.image_id)
-            if image is not None and image.top_layer:
-                chains.add(image.top_layer)
-        return chains
+        return {c.image_layer for c in self.containers.values() if c.image_layer}
 
     def get(self, name: str) -> Container:
         """The container ``name`` refers to: a name, a full ID or an unambiguous ID prefix.
@@ -289,6 +284,7 @@ class ContainerService:
                 runtime=runtime,
                 log_driver=log_driver,
                 log_options=log_options,
+                image_layer=image.top_layer or "",
                 mounts=mounts,
                 networking_config=dict(body.get("NetworkingConfig") or {}),
             )
