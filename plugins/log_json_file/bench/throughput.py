@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from pydockerd.plugin import LogContext, LogQuery, LogRecord
-from pydockerd.testing.logs import collect, make_log_driver
+from pydockerd.testing.drivers import make_driver
+from pydockerd.testing.logs import collect
 from pydockerd_log_json_file.driver import JsonFileConfig, JsonFileDriver, log_path
 
 LINE = b"2025-01-01 12:00:00.000 INFO  request handled path=/api/v1/items status=200 took=3ms\n"
@@ -45,8 +46,8 @@ async def write(driver: JsonFileDriver, ctx: LogContext, lines: int, per_turn: i
 
 
 async def main(base: Path) -> None:
-    unbounded = make_log_driver(JsonFileDriver, base / "driver", JsonFileConfig(max_size="-1"))
-    default = make_log_driver(JsonFileDriver, base / "default")
+    unbounded = make_driver(JsonFileDriver, base / "driver", JsonFileConfig(max_size="-1"))
+    default = make_driver(JsonFileDriver, base / "default")
     assert isinstance(unbounded, JsonFileDriver)
     assert isinstance(default, JsonFileDriver)
     lines = 500_000

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 from pydockerd.plugin import InvalidParameter, LogContext, LogDriver, LogQuery, LogRecord
-from pydockerd.testing.drivers import register_from_entry_point
+from pydockerd.testing.drivers import make_driver, mount_safe_directory, register_from_entry_point
 from pydockerd.testing.logs import (
     NS,
     T0,
@@ -23,9 +23,7 @@ from pydockerd.testing.logs import (
     assert_same,
     collect,
     follow_while_writing,
-    make_log_driver,
     records,
-    short_directory,
     write_all,
 )
 from pydockerd_log_json_file.driver import JsonFileConfig, JsonFileDriver, log_path
@@ -36,13 +34,13 @@ CONTAINER_ID = "4f9a" + "0" * 60
 
 @pytest.fixture
 def base() -> Iterator[Path]:
-    with short_directory("pdj-") as path:
+    with mount_safe_directory("pdj-") as path:
         yield path
 
 
 @pytest.fixture
 def driver(base: Path) -> JsonFileDriver:
-    made = make_log_driver(JsonFileDriver, base / "driver")
+    made = make_driver(JsonFileDriver, base / "driver")
     assert isinstance(made, JsonFileDriver)
     return made
 
@@ -232,9 +230,7 @@ async def test_rotation_is_bounded_by_default(base: Path, driver: JsonFileDriver
     context = make_context(base)
     assert driver.config.rotation(context.options).max_size == 20_000_000
     assert driver.config.rotation(context.options).max_file == 5
-    small = make_log_driver(
-        JsonFileDriver, base / "small", JsonFileConfig(max_size="2k", max_file=2)
-    )
+    small = make_driver(JsonFileDriver, base / "small", JsonFileConfig(max_size="2k", max_file=2))
     await write_all(small, context, records(300))
     assert log_files(context) == ["-json.log", "-json.log.1"]
 
@@ -464,7 +460,7 @@ def test_configuration() -> None:
 
 
 async def test_unlimited_never_rotates(base: Path) -> None:
-    driver = make_log_driver(JsonFileDriver, base / "d", JsonFileConfig(max_size="-1"))
+    driver = make_driver(JsonFileDriver, base / "d", JsonFileConfig(max_size="-1"))
     context = make_context(base)
     await write_all(driver, context, records(2000))
     assert log_files(context) == ["-json.log"]

@@ -12,9 +12,9 @@ import statistics
 import sys
 import time
 
+from pydockerd.testing.drivers import make_driver
 from pydockerd.testing.runtime import (
     make_busybox_root,
-    make_runtime,
     runtime_directory,
     supervised,
 )
@@ -24,7 +24,7 @@ from pydockerd_runtime_native.driver import NativeRuntime
 async def measure(runs: int) -> None:
     with runtime_directory() as directory:
         root = make_busybox_root(directory / "rootfs")
-        runtime = make_runtime(NativeRuntime, directory / "runtime")
+        runtime = make_driver(NativeRuntime, directory / "runtime")
         async with supervised(runtime, root) as supervisor:
             create, start, delete = [], [], []
             for _ in range(runs):

@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from pydockerd.testing.drivers import make_driver
 from pydockerd.testing.runtime import (
     Supervisor,
     make_busybox_root,
-    make_runtime,
     runtime_directory,
     supervised,
 )
@@ -29,7 +29,7 @@ def busybox_root(runtime_dir: Path) -> Path:
 
 @pytest.fixture
 def runtime(runtime_dir: Path) -> NativeRuntime:
-    return make_runtime(NativeRuntime, runtime_dir / "runtime")
+    return make_driver(NativeRuntime, runtime_dir / "runtime")
 
 
 @pytest.fixture

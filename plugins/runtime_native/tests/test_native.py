@@ -25,14 +25,13 @@ from pydockerd.plugin import (
     Stdio,
     SystemError,
 )
+from pydockerd.testing.drivers import make_driver, mount_points
 from pydockerd.testing.runtime import (
     DOCKER_MOUNTS,
     Supervisor,
     host_block_device,
-    make_runtime,
     supervised,
 )
-from pydockerd.testing.storage import mount_points
 from pydockerd_runtime_native.driver import NativeConfig, NativeRuntime
 
 pytestmark = pytest.mark.privileged
@@ -357,11 +356,12 @@ def test_a_new_supervisor_cleans_up_after_a_dead_one(runtime_dir: Path, busybox_
     script = f"""
 import asyncio, sys
 from pathlib import Path
-from pydockerd.testing.runtime import Supervisor, make_runtime
+from pydockerd.testing.drivers import make_driver
+from pydockerd.testing.runtime import Supervisor
 from pydockerd_runtime_native.driver import NativeRuntime
 
 async def main():
-    runtime = make_runtime(NativeRuntime, Path({str(runtime_dir / "runtime")!r}))
+    runtime = make_driver(NativeRuntime, Path({str(runtime_dir / "runtime")!r}))
     supervisor = Supervisor(runtime, Path({str(busybox_root)!r}), cgroup_parent={parent!r})
     spec = supervisor.spec("sleep", "1000", id={container_id!r})
     process = await supervisor.create(spec)
@@ -386,7 +386,7 @@ asyncio.run(main())
         if creator.poll() is None:
             creator.kill()
             creator.wait()
-        later = make_runtime(NativeRuntime, runtime_dir / "runtime")
+        later = make_driver(NativeRuntime, runtime_dir / "runtime")
 
         async def clean_up() -> None:
             await later.kill(container_id, signal.SIGKILL, all_processes=True)  # from disk
@@ -405,7 +405,7 @@ asyncio.run(main())
 @pytest.mark.skipif(not (UNIFIED / "cgroup.procs").exists(), reason="no cgroup2 mount here")
 async def test_a_container_on_cgroup_v2(runtime_dir: Path, busybox_root: Path) -> None:
     config = NativeConfig(cgroup_version="2", cgroup_root=str(UNIFIED))
-    runtime = make_runtime(NativeRuntime, runtime_dir / "v2", config)
+    runtime = make_driver(NativeRuntime, runtime_dir / "v2", config)
     async with supervised(runtime, busybox_root) as supervisor:
         container, pid = await started(supervisor, "sleep", "1000")
         spec_path = UNIFIED / supervisor.cgroup_parent / container

@@ -25,9 +25,16 @@ from pydockerd.plugin import (
     mounted,
     unmount,
 )
-from pydockerd.testing.drivers import driver_context, probe_as_user, register_from_entry_point
-from pydockerd.testing.storage import detach_mounts_under, mounts_under
-from pydockerd.testing.volumes import cleanup_volumes, make_volume_driver, mount_safe_directory
+from pydockerd.testing.drivers import (
+    detach_mounts_under,
+    driver_context,
+    make_driver,
+    mount_safe_directory,
+    mounts_under,
+    probe_as_user,
+    register_from_entry_point,
+)
+from pydockerd.testing.volumes import cleanup_volumes
 from pydockerd_volume_local.driver import LocalDriver
 from pydockerd_volume_local.options import MountOptions, parse_flags
 
@@ -44,7 +51,7 @@ def base() -> Iterator[Path]:
 
 @pytest.fixture
 async def driver(base: Path) -> AsyncIterator[LocalDriver]:
-    made = make_volume_driver(LocalDriver, base / "driver")
+    made = make_driver(LocalDriver, base / "driver")
     assert isinstance(made, LocalDriver)
     try:
         yield made

@@ -161,7 +161,9 @@ class DaemonProcess:
             _end_process(supervisor)
         if self.cgroup_parent:
             _remove_cgroups(self.cgroup_parent)
-        _detach_mounts(self.base_dir)
+        from pydockerd.testing.drivers import detach_mounts_under  # the kit's light: lazily
+
+        detach_mounts_under(self.base_dir)
         self.notify_socket.close()
         shutil.rmtree(self.base_dir, ignore_errors=True)
 
@@ -302,19 +304,3 @@ def _remove_cgroups(parent: str, root: Path = Path("/sys/fs/cgroup")) -> None:
                     break
                 except OSError:
                     time.sleep(0.05)
-
-
-def _detach_mounts(base: Path) -> None:
-    """Detach every mount at or below ``base`` (deepest first)."""
-    from pydockerd.mounts import MNT_DETACH, unmount
-
-    prefix = str(base.resolve())
-    points = []
-    with Path("/proc/self/mountinfo").open() as f:
-        for line in f:
-            point = line.split(" ", 5)[4].replace("\\040", " ")
-            if point == prefix or point.startswith(prefix + "/"):
-                points.append(point)
-    for point in sorted(set(points), key=len, reverse=True):
-        with contextlib.suppress(Exception):
-            unmount(Path(point), MNT_DETACH)

@@ -4,8 +4,13 @@ build the context a probe gets."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.metadata
 import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -13,17 +18,30 @@ from loguru import logger
 
 from pydockerd.manager import driver_registry_of
 from pydockerd.plugin import (
+    MNT_DETACH,
     PROJECT_NAME,
     Driver,
     DriverConfig,
     DriverContext,
     DriverNotSupported,
     DriverRegistry,
+    SystemError,
+    unmount,
 )
 
-__all__ = ["driver_context", "probe_as_user", "register_from_entry_point"]
+__all__ = [
+    "detach_mounts_under",
+    "driver_context",
+    "make_driver",
+    "mount_points",
+    "mount_safe_directory",
+    "mounts_under",
+    "probe_as_user",
+    "register_from_entry_point",
+]
 
 D = TypeVar("D", bound=Driver)
+_OCTAL_ESCAPE = re.compile(rb"\\([0-7]{3})")
 
 
 def register_from_entry_point(entry_point: str, base: type[D]) -> DriverRegistry[D]:
@@ -47,6 +65,65 @@ def driver_context(
         config=config or DriverConfig(),
         logger=logger,
     )
+
+
+def make_driver(cls: type[D], directory: Path, config: DriverConfig | None = None) -> D:
+    """An instance of the driver class ``cls`` whose state, run and scratch directories are
+    (created) below ``directory``, as the daemon (or the supervisor) hands them to it; call
+    it again with the same ``directory`` for the instance a restarted daemon makes."""
+    context = driver_context(directory, config or cls.Config())
+    for path in (context.state_dir, context.run_dir, context.scratch_dir):
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return cls(context)
+
+
+def mount_points() -> list[Path]:
+    """Every mount point of this mount namespace, in ``/proc/self/mountinfo`` order."""
+    points: list[Path] = []
+    with Path("/proc/self/mountinfo").open("rb") as f:
+        for line in f:
+            point = line.split(b" ", 5)[4]
+            point = _OCTAL_ESCAPE.sub(lambda m: bytes([int(m.group(1), 8)]), point)
+            points.append(Path(os.fsdecode(point)))
+    return points
+
+
+def mounts_under(directory: Path) -> list[Path]:
+    """Mount points at or below ``directory``, the most recent first (a stacked mount is
+    listed once per mount)."""
+    base = Path(os.path.realpath(directory))
+    return [p for p in reversed(mount_points()) if p == base or base in p.parents]
+
+
+def detach_mounts_under(directory: Path) -> list[Path]:
+    """Detach-unmount everything mounted at or below ``directory``; what was unmounted."""
+    done: list[Path] = []
+    for _ in range(100):  # stacked mounts come back one at a time
+        points = mounts_under(directory)
+        if not points:
+            break
+        for point in points:
+            try:
+                unmount(point, MNT_DETACH)
+                done.append(point)
+            except SystemError as e:
+                logger.warning("cannot detach {}: {}", point, e)
+    return done
+
+
+@contextlib.contextmanager
+def mount_safe_directory(prefix: str = "pdt-") -> Iterator[Path]:
+    """A fresh directory with a short path under /tmp (mount options stay small); every
+    mount below it is detached and it is deleted afterwards, whatever happened, and a mount
+    left behind is then a failure."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        left = detach_mounts_under(path)
+        shutil.rmtree(path, ignore_errors=True)
+        assert not left, f"mounts were left behind: {left}"
 
 
 def probe_as_user(driver: type[Driver], context: DriverContext, uid: int) -> str:

@@ -16,7 +16,8 @@ Use it from a driver package's tests by deriving a ``Test*`` class from
 ``many_files_options`` (optional) are ``--log-opt`` values under which the driver splits a
 log into many small pieces, without dropping any: every check then runs a second time with
 them, so reading, tail and follow are checked across those boundaries too. A driver that
-needs a configuration overrides the ``log_driver`` fixture (see :func:`make_log_driver`).
+needs a configuration overrides the ``log_driver`` fixture (see
+:func:`~pydockerd.testing.drivers.make_driver`).
 
 How the suite drives a writer is how the supervisor does: inside a running event loop,
 ``write`` for each record, then ``close``. A record must be readable once the loop has had
@@ -48,9 +49,6 @@ How fast a driver writes is for benchmarks, not for this suite (json-file has on
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import shutil
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -59,8 +57,8 @@ from typing import ClassVar
 import pytest
 
 from pydockerd.errors import InvalidParameter, NotImplementedByDaemon
-from pydockerd.plugin import DriverConfig, LogContext, LogDriver, LogQuery, LogRecord
-from pydockerd.testing.drivers import driver_context
+from pydockerd.plugin import LogContext, LogDriver, LogQuery, LogRecord
+from pydockerd.testing.drivers import make_driver, mount_safe_directory
 
 __all__ = [
     "NS",
@@ -70,9 +68,7 @@ __all__ = [
     "assert_same",
     "collect",
     "follow_while_writing",
-    "make_log_driver",
     "records",
-    "short_directory",
     "write_all",
 ]
 
@@ -90,27 +86,6 @@ SPECIAL_LINES = (
     "unicode: h\u00e9llo \u65e5\u672c \U0001f433 \u2028 \u2029\n".encode(),
     b"\n",
 )
-
-
-@contextlib.contextmanager
-def short_directory(prefix: str = "pdl-") -> Iterator[Path]:
-    """A fresh directory with a short path under /tmp, deleted afterwards."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def make_log_driver(
-    cls: type[LogDriver], directory: Path, config: DriverConfig | None = None
-) -> LogDriver:
-    """An instance of ``cls`` whose state and run directories are (created) below
-    ``directory``, as the daemon or the supervisor would make it."""
-    context = driver_context(directory, config or cls.Config())
-    for path in (context.state_dir, context.run_dir):
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return cls(context)
 
 
 def records(
@@ -224,7 +199,7 @@ class LogDriverSuite:
     @pytest.fixture
     def suite_dir(self) -> Iterator[Path]:
         """A fresh directory with a short path under /tmp, deleted afterwards."""
-        with short_directory() as path:
+        with mount_safe_directory() as path:
             yield path
 
     @pytest.fixture
@@ -232,7 +207,7 @@ class LogDriverSuite:
         """The driver under test; override it for drivers that need a configuration."""
         if not hasattr(self, "driver_class"):
             pytest.fail(f"{type(self).__name__}: set driver_class or a log_driver fixture")
-        return make_log_driver(self.driver_class, suite_dir / "driver")
+        return make_driver(self.driver_class, suite_dir / "driver")
 
     @pytest.fixture(params=["default options", "many files"])
     def log_options(self, request: pytest.FixtureRequest) -> Mapping[str, str]:

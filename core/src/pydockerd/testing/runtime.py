@@ -13,7 +13,7 @@ every ``test_*`` method against it::
         runtime_class = MyRuntime
 
 A runtime that needs a configuration provides the ``runtime`` fixture itself, built with
-:func:`make_runtime`.
+:func:`~pydockerd.testing.drivers.make_driver`.
 
 The suite plays the supervisor (:class:`Supervisor`): it makes each process's stdio (pipes,
 or a pseudo-terminal), calls ``create`` and ``start`` on the event loop's thread, reaps the
@@ -74,7 +74,6 @@ from pydockerd.plugin import (
     DEFAULT_MASKED_PATHS,
     DEFAULT_READONLY_PATHS,
     ContainerSpec,
-    DriverConfig,
     MountSpec,
     NotFound,
     ProcessSpec,
@@ -83,7 +82,7 @@ from pydockerd.plugin import (
     StartError,
     Stdio,
 )
-from pydockerd.testing.drivers import driver_context
+from pydockerd.testing.drivers import make_driver
 
 __all__ = [
     "BUSYBOX",
@@ -97,7 +96,6 @@ __all__ = [
     "container_spec",
     "host_block_device",
     "make_busybox_root",
-    "make_runtime",
     "runtime_directory",
     "supervised",
 ]
@@ -153,15 +151,6 @@ def make_busybox_root(directory: Path, busybox: str = BUSYBOX) -> Path:
     (directory / "etc/passwd").write_text(_USERS)
     (directory / "etc/group").write_text(_GROUPS)
     return directory
-
-
-def make_runtime(cls: type[R], directory: Path, config: DriverConfig | None = None) -> R:
-    """An instance of the runtime class ``cls`` whose directories are below ``directory``,
-    as the supervisor would make it."""
-    context = driver_context(directory, config or cls.Config())
-    for path in (context.state_dir, context.run_dir, context.scratch_dir):
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return cls(context)
 
 
 def container_spec(
@@ -526,7 +515,7 @@ class RuntimeSuite:
         """The runtime under test; override it for runtimes that need a configuration."""
         if not hasattr(self, "runtime_class"):
             pytest.fail(f"{type(self).__name__}: set runtime_class or a runtime fixture")
-        return make_runtime(self.runtime_class, runtime_dir / "runtime")
+        return make_driver(self.runtime_class, runtime_dir / "runtime")
 
     @pytest.fixture
     async def supervisor(self, runtime: Runtime, busybox_root: Path) -> AsyncIterator[Supervisor]:

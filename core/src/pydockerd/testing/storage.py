@@ -65,11 +65,9 @@ import hashlib
 import io
 import os
 import random
-import re
 import shutil
 import stat
 import tarfile
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,10 +77,15 @@ import pytest
 from loguru import logger
 
 from pydockerd.archive import apply_layer, write_tar
-from pydockerd.errors import Conflict, InvalidParameter, NotFound, SystemError
-from pydockerd.mounts import MNT_DETACH, unmount
-from pydockerd.plugin import DriverConfig, StorageDriver
-from pydockerd.testing.drivers import driver_context
+from pydockerd.errors import Conflict, InvalidParameter, NotFound
+from pydockerd.plugin import StorageDriver
+from pydockerd.testing.drivers import (
+    detach_mounts_under,
+    make_driver,
+    mount_points,
+    mount_safe_directory,
+    mounts_under,
+)
 
 __all__ = [
     "LayerBuilder",
@@ -101,7 +104,6 @@ __all__ = [
 S = TypeVar("S", bound=StorageDriver)
 
 NS = 1_000_000_000
-_OCTAL_ESCAPE = re.compile(rb"\\([0-7]{3})")
 _XATTR_PAX_PREFIX = "SCHILY.xattr."
 _ROOT = os.geteuid() == 0
 # owners other than root, when we may set them
@@ -113,49 +115,6 @@ ROOT_GID = 0 if _ROOT else os.getgid()
 
 # --------------------------------------------------------------------------------------
 # drivers and mounts
-
-
-def make_driver(cls: type[S], directory: Path, config: DriverConfig | None = None) -> S:
-    """An instance of the driver class ``cls`` whose state, run and scratch directories are
-    (created) below ``directory``, as the daemon would hand them after selecting it."""
-    context = driver_context(directory, config or cls.Config())
-    for path in (context.state_dir, context.run_dir, context.scratch_dir):
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return cls(context)
-
-
-def mount_points() -> list[Path]:
-    """Every mount point of this mount namespace, in ``/proc/self/mountinfo`` order."""
-    points: list[Path] = []
-    with Path("/proc/self/mountinfo").open("rb") as f:
-        for line in f:
-            point = line.split(b" ", 5)[4]
-            point = _OCTAL_ESCAPE.sub(lambda m: bytes([int(m.group(1), 8)]), point)
-            points.append(Path(os.fsdecode(point)))
-    return points
-
-
-def mounts_under(directory: Path) -> list[Path]:
-    """Mount points at or below ``directory``, the most recent first (a stacked mount is
-    listed once per mount)."""
-    base = Path(os.path.realpath(directory))
-    return [p for p in reversed(mount_points()) if p == base or base in p.parents]
-
-
-def detach_mounts_under(directory: Path) -> list[Path]:
-    """Detach-unmount everything mounted at or below ``directory``; what was unmounted."""
-    done: list[Path] = []
-    for _ in range(100):  # stacked mounts come back one at a time
-        points = mounts_under(directory)
-        if not points:
-            break
-        for point in points:
-            try:
-                unmount(point, MNT_DETACH)
-                done.append(point)
-            except SystemError as e:
-                logger.warning("conformance: cannot detach {}: {}", point, e)
-    return done
 
 
 async def cleanup_driver(driver: StorageDriver) -> None:
@@ -638,16 +597,9 @@ class StorageDriverSuite:
 
     @pytest.fixture
     def conformance_dir(self) -> Iterator[Path]:
-        """A fresh directory with a short path under /tmp (mount options stay small); every
-        mount below it is detached and it is deleted afterwards, whatever happened."""
-        path = Path(tempfile.mkdtemp(prefix="pdc-", dir="/tmp"))
-        path.chmod(0o755)
-        try:
+        """See :func:`~pydockerd.testing.drivers.mount_safe_directory`."""
+        with mount_safe_directory("pdc-") as path:
             yield path
-        finally:
-            left = detach_mounts_under(path)
-            shutil.rmtree(path, ignore_errors=True)
-            assert not left, f"mounts were left behind: {left}"
 
     @pytest.fixture
     async def storage_driver(self, conformance_dir: Path) -> AsyncIterator[StorageDriver]:

@@ -19,7 +19,7 @@ appears with the first container, stays while one is left, goes with the last, s
 new instance of the driver (a daemon restart) and goes with ``remove``. Those checks need
 root, and carry the ``privileged`` marker (register it in your pytest configuration). A
 driver that needs a configuration overrides the ``volume_driver`` fixture (see
-:func:`make_volume_driver`), and a driver that accepts every option sets
+:func:`~pydockerd.testing.drivers.make_driver`), and a driver that accepts every option sets
 ``refuses_unknown_options = False``.
 
 Nothing outlives a test, even a failing one: every volume is removed, and whatever is still
@@ -46,10 +46,7 @@ What the suite checks:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import ClassVar
@@ -58,39 +55,16 @@ import pytest
 from loguru import logger
 
 from pydockerd.errors import Conflict, InvalidParameter, NotFound
-from pydockerd.plugin import DriverConfig, VolumeDriver, mounted
-from pydockerd.testing.drivers import driver_context
-from pydockerd.testing.storage import detach_mounts_under, mounts_under
+from pydockerd.plugin import VolumeDriver, mounted
+from pydockerd.testing.drivers import (
+    make_driver,
+    mount_safe_directory,
+    mounts_under,
+)
 
-__all__ = ["VolumeDriverSuite", "cleanup_volumes", "make_volume_driver", "mount_safe_directory"]
+__all__ = ["VolumeDriverSuite", "cleanup_volumes"]
 
 BAD_NAMES = ("..", ".", "a/b", "../escape", "/abs", "", "x")
-
-
-@contextlib.contextmanager
-def mount_safe_directory(prefix: str = "pdvol-") -> Iterator[Path]:
-    """A fresh directory with a short path under /tmp; every mount below it is detached and
-    it is deleted afterwards, whatever happened; a mount left is then a failure."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        left = detach_mounts_under(path)
-        shutil.rmtree(path, ignore_errors=True)
-        assert not left, f"mounts were left behind: {left}"
-
-
-def make_volume_driver(
-    cls: type[VolumeDriver], directory: Path, config: DriverConfig | None = None
-) -> VolumeDriver:
-    """An instance of ``cls`` whose state, run and scratch directories are (created) below
-    ``directory``, as the daemon would hand them after selecting it; call it again with the
-    same ``directory`` for the instance a restarted daemon makes."""
-    context = driver_context(directory, config or cls.Config())
-    for path in (context.state_dir, context.run_dir, context.scratch_dir):
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return cls(context)
 
 
 async def cleanup_volumes(driver: VolumeDriver) -> None:
@@ -128,7 +102,7 @@ class VolumeDriverSuite:
     @pytest.fixture
     def suite_dir(self) -> Iterator[Path]:
         """See :func:`mount_safe_directory`."""
-        with mount_safe_directory() as path:
+        with mount_safe_directory("pdvol-") as path:
             yield path
 
     @pytest.fixture
@@ -136,7 +110,7 @@ class VolumeDriverSuite:
         """The driver under test; override it for drivers that need a configuration."""
         if not hasattr(self, "driver_class"):
             pytest.fail(f"{type(self).__name__}: set driver_class or a volume_driver fixture")
-        driver = make_volume_driver(self.driver_class, suite_dir / "driver")
+        driver = make_driver(self.driver_class, suite_dir / "driver")
         try:
             yield driver
         finally:
