@@ -104,6 +104,7 @@ __all__ = [
     "DriverContext",
     "DriverNotSupported",
     "DriverRegistry",
+    "EndpointConfig",
     "Event",
     "Forbidden",
     "InvalidParameter",
@@ -115,6 +116,7 @@ __all__ = [
     "Mount",
     "MountFlag",
     "MountSpec",
+    "NetworkConfig",
     "NetworkDriver",
     "NotFound",
     "NotImplementedByDaemon",
@@ -315,11 +317,98 @@ class StorageDriver(Driver):
         containers stay mounted (containers outlive the daemon)."""
 
 
+@dataclass(frozen=True)
+class NetworkConfig:
+    """A network as the daemon hands it to its driver.
+
+    The daemon keeps networks (their names, IDs, labels, options) and allocates addresses
+    (IPAM); the driver makes what the kernel needs for them.
+
+    :ivar id: the network's ID (64 hex digits).
+    :ivar name: its name (``bridge`` for the default network).
+    :ivar subnet: ``10.210.0.0/16``; empty for drivers without addresses (``host``).
+    :ivar gateway: the address the driver gives the host side (``10.210.0.1``).
+    :ivar internal: ``--internal``: no traffic to or from anywhere but this network.
+    :ivar device: the name of the host-side device for the network (a bridge), chosen by the
+        daemon (at most 15 characters).
+    :ivar options: driver options (``docker network create -o``).
+    """
+
+    id: str
+    name: str
+    subnet: str = ""
+    gateway: str = ""
+    internal: bool = False
+    device: str = ""
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """One container's attachment to a network.
+
+    :ivar address: its address with the network's prefix length (``10.210.0.2/16``).
+    :ivar mac: its MAC address (``02:42:…`` made from the address, as Docker does).
+    :ivar interface: the interface's name inside the container (``eth0``, ``eth1``, ...).
+    :ivar default_route: whether the container's default route goes through this endpoint's
+        gateway (the first network it joins, unless the network is internal).
+    """
+
+    id: str
+    network_id: str
+    container_id: str
+    address: str
+    gateway: str
+    mac: str
+    interface: str = "eth0"
+    default_route: bool = True
+
+
 class NetworkDriver(Driver):
-    """Creates networks and container endpoints (``bridge``, ``host``)."""
+    """Makes networks and connects containers to them (``bridge``, ``host``).
+
+    Methods run in the daemon. Every one must be idempotent: the daemon calls
+    :meth:`create_network` for every network it knows at each start (after a reboot nothing
+    of them is left in the kernel; after a daemon restart everything is) and may repeat a
+    :meth:`leave` the kernel already did (a container's namespace, with the container's end
+    of its links, goes when its last process does).
+
+    Errors: :class:`InvalidParameter` for a bad option, :class:`Conflict` when the kernel
+    already has something by that name that is not ours, :class:`SystemError` when the host
+    fails.
+    """
 
     kind = "network"
     interface = "pydockerd.network.v1"
+    shares_host_namespace: ClassVar[bool] = False
+    """True for a driver whose containers keep the host's network namespace (``host``): the
+    daemon then makes no namespace for them and calls no :meth:`join`."""
+
+    async def create_network(self, network: NetworkConfig) -> None:
+        """Make what ``network`` needs on the host (a bridge with the gateway address, its
+        firewall rules), or check that it is there. Drivers without host objects need not
+        override this."""
+
+    async def delete_network(self, network: NetworkConfig) -> None:
+        """Undo :meth:`create_network`: no device, address or rule of the network is left.
+        Deleting one that is not there is not an error."""
+
+    async def join(self, network: NetworkConfig, endpoint: EndpointConfig, netns: Path) -> None:
+        """Connect the container whose network namespace is ``netns`` (a ``/proc/<pid>/ns/net``
+        path) to ``network``: inside it, ``endpoint.interface`` up with ``endpoint.address``
+        and ``endpoint.mac``, and a default route via the gateway when
+        ``endpoint.default_route``.
+
+        :raises NotImplementedByDaemon: the driver connects no containers (``host``).
+        """
+        raise NotImplementedByDaemon(f"network driver {self.name} connects no containers")
+
+    async def leave(
+        self, network: NetworkConfig, endpoint: EndpointConfig, netns: Path | None
+    ) -> None:
+        """Disconnect the endpoint: its interface goes from ``netns`` (``None`` when the
+        container's namespace is gone already) and whatever the driver made for it on the
+        host."""
 
 
 class RegistryTransport(Driver):

@@ -10,6 +10,7 @@ is that output, kept true by a test).
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,7 +25,13 @@ from pydantic_settings import (
 
 from pydockerd.errors import ConfigError
 
-__all__ = ["DEFAULT_CONFIG_FILE", "DaemonSettings", "TLSSettings", "load_settings"]
+__all__ = [
+    "DEFAULT_CONFIG_FILE",
+    "DaemonSettings",
+    "NetworkSettings",
+    "TLSSettings",
+    "load_settings",
+]
 
 DEFAULT_CONFIG_FILE = Path("/etc/pydockerd/daemon.toml")
 
@@ -56,6 +63,55 @@ class TLSSettings(BaseModel):
     @property
     def enabled(self) -> bool:
         return self.cert is not None and self.key is not None
+
+
+class NetworkSettings(BaseModel):
+    """Networks: the default one, where user-defined ones get addresses, container DNS."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default_bridge: str = Field(
+        "pydocker0", description='device of the default network "bridge" (at most 15 chars)'
+    )
+    default_subnet: str = Field("10.210.0.0/16", description='subnet of the network "bridge"')
+    address_pool: str = Field(
+        "10.211.0.0/16", description="user-defined networks get subnets from here"
+    )
+    pool_prefix_length: int = Field(
+        24, ge=8, le=30, description="prefix length of a subnet taken from address_pool"
+    )
+    bridge_prefix: str = Field(
+        "pdbr-", description="device of a user-defined network: this and its ID's first chars"
+    )
+    dns_upstreams: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="where container DNS sends names it does not know; empty: the host's",
+    )
+
+    @field_validator("default_bridge")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        if not 0 < len(value) <= 15 or "/" in value or " " in value:
+            raise ValueError("a device name has 1 to 15 characters, no '/' or space")
+        return value
+
+    @field_validator("bridge_prefix")
+    @classmethod
+    def _short_prefix(cls, value: str) -> str:
+        if not 0 < len(value) <= 7 or "/" in value or " " in value:
+            raise ValueError("at most 7 characters, no '/' or space (8 of the ID follow)")
+        return value
+
+    @field_validator("default_subnet", "address_pool")
+    @classmethod
+    def _subnet(cls, value: str) -> str:
+        ipaddress.ip_network(value)  # ValueError says what is wrong
+        return value
+
+    @field_validator("dns_upstreams", mode="before")
+    @classmethod
+    def _upstreams_from_commas(cls, value: Any) -> Any:
+        return _split_commas(value)
 
 
 class DaemonSettings(BaseSettings):
@@ -103,6 +159,9 @@ class DaemonSettings(BaseSettings):
         False, description="allow tcp:// without TLS on addresses other than loopback"
     )
     tls: TLSSettings = Field(default_factory=TLSSettings, description="TLS for tcp:// hosts")
+    network: NetworkSettings = Field(
+        default_factory=NetworkSettings, description="networks and container DNS"
+    )
     log_level: LogLevel = Field("info", description="debug, info, warning or error")
     log_format: Literal["text", "json"] = Field(
         "text", description="text or json (one object a line)"

@@ -12,3 +12,4 @@ class HostDriver(NetworkDriver):
 
     name = "host"
     description = "the host's network namespace, shared"
+    shares_host_namespace = True
