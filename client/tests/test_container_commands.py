@@ -408,9 +408,7 @@ def test_create_flag_details(engine: FakeDaemon) -> None:
     relative = body("-v", "./rel:/x")["HostConfig"]["Binds"]
     assert relative == [f"{Path.cwd()}/rel:/x"]
     warned = run(engine, "create", "--dns", "127.0.0.1", "busybox")
-    assert warned.stderr == (
-        "WARNING: Localhost DNS setting (--dns=127.0.0.1) may fail in containers.\n"
-    )
+    assert warned.stderr == ("WARNING: Localhost DNS (127.0.0.1) may fail in containers.\n")
 
 
 # -- start / attach -----------------------------------------------------------------------

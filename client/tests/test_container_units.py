@@ -80,7 +80,7 @@ def test_ports_are_grouped_as_docker_shows_them() -> None:
         {"PrivatePort": 53, "Type": "udp"},
     ]
     assert displayable_ports(ports) == (
-        "443-445/tcp, 53/udp, 0.0.0.0:80-81->80-81/tcp, :::80->80/tcp, 447/tcp, "
+        "443-445/tcp, 53/udp, 0.0.0.0:80-81->80-81/tcp, [::]:80->80/tcp, 447/tcp, "
         "127.0.0.1:2222->22/tcp"
     )
     assert displayable_ports([]) == ""

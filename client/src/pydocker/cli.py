@@ -23,7 +23,7 @@ import click
 
 from pydocker import __version__
 from pydocker.api import parse_host, resolve_host
-from pydocker.commands import container, image, plugin, system, volume
+from pydocker.commands import container, image, network, plugin, system, volume
 from pydocker.errors import PydockerError
 from pydocker.options import State
 
@@ -148,5 +148,6 @@ for _command in (
     *image.COMMANDS,
     *container.COMMANDS,
     *volume.COMMANDS,
+    *network.COMMANDS,
 ):
     main.add_command(_command)

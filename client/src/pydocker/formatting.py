@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 from pydocker.errors import TemplateError
@@ -33,6 +33,7 @@ __all__ = [
     "event_line",
     "go_json",
     "go_time",
+    "go_time_string",
     "go_value",
     "human_duration",
     "human_size",
@@ -57,6 +58,10 @@ _HTML_ESCAPES = (
     ("\u2029", "\\u2029"),
 )
 _SHORT_ID = 12
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+)
 
 
 class Row(dict[str, Any]):
@@ -88,6 +93,52 @@ def go_time(seconds: float) -> str:
     """``time.Unix(s, 0).String()`` in local time: ``2024-01-02 15:04:05 +0100 CET``."""
     moment = datetime.fromtimestamp(seconds).astimezone()
     return f"{moment:%Y-%m-%d %H:%M:%S %z %Z}"
+
+
+def _offset_text(offset: timedelta, separator: str = "") -> str:
+    """A zone offset as Go prints it: ``+0100`` (``-07:00`` with ``separator=":"``)."""
+    minutes = int(abs(offset).total_seconds()) // 60
+    sign = "-" if offset < timedelta(0) else "+"
+    return f"{sign}{minutes // 60:02d}{separator}{minutes % 60:02d}"
+
+
+def _zone_name(moment: datetime) -> str:
+    """The zone Go's ``time.Parse`` gives a time with an offset: the local zone's name when
+    the local zone had that offset at that moment, else the offset itself (``+0100``)."""
+    offset = moment.utcoffset() or timedelta(0)
+    try:
+        local = moment.astimezone()
+    except (OverflowError, OSError, ValueError):  # outside the platform's time range
+        local = None
+    if local is not None and local.utcoffset() == offset and local.tzname():
+        return str(local.tzname())
+    return _offset_text(offset)
+
+
+def go_time_string(text: str) -> str:
+    """An RFC 3339 time from the daemon as Go's ``time.Time.String()`` prints it once
+    decoded: ``2016-10-19 06:21:00.416543526 +0000 UTC`` (the fraction without trailing
+    zeros; ``Z`` is UTC; another offset takes the local zone's name if the local zone has
+    that offset then, else prints as ``+0100 +0100``). A missing or malformed time is Go's
+    zero time."""
+    zero = "0001-01-01 00:00:00 +0000 UTC"
+    match = _RFC3339.fullmatch(text or "")
+    if match is None:
+        return zero
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    clock = f"{year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d}"
+    fraction = (match.group(7) or "").rstrip("0")
+    if fraction:
+        clock += f".{fraction}"
+    if match.group(8):
+        return f"{clock} +0000 UTC"
+    sign = -1 if match.group(9) == "-" else 1
+    offset = sign * timedelta(hours=int(match.group(10)), minutes=int(match.group(11)))
+    try:
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=timezone(offset))
+    except ValueError:
+        return zero
+    return f"{clock} {_offset_text(offset)} {_zone_name(moment)}"
 
 
 def time_ago(moment: float, now: float | None = None) -> str:
@@ -198,7 +249,8 @@ class Template:
             position, trim_next = match.end(), bool(match.group(3))
         rest = text[position:]
         if "{{" in rest:
-            raise TemplateError("template: unclosed action")
+            line = text[: position + rest.index("{{")].count("\n") + 1
+            raise TemplateError(f"template: :{line}: unclosed action")
         parts.append(rest.lstrip() if trim_next else rest)
         return cls(tuple(p for p in parts if p != ""), is_table)
 
@@ -206,6 +258,11 @@ class Template:
     def is_default_table(self) -> bool:
         """Just ``table``: the command's own table."""
         return self.is_table and not self.parts
+
+    @property
+    def is_raw(self) -> bool:
+        """Just ``raw``: the command's ``key: value`` lines (docker's raw format)."""
+        return not self.is_table and self.parts == ("raw",)
 
     def render(self, value: Any) -> str:
         return self._join(lambda field: field.render(value))
@@ -282,11 +339,7 @@ def rfc3339_nano(nanos: int, tz: tzinfo | None = None) -> str:
     moment = datetime.fromtimestamp(seconds, tz) if tz else datetime.fromtimestamp(seconds)
     moment = moment.astimezone(tz)
     offset = moment.utcoffset() or timedelta(0)
-    if offset == timedelta(0):
-        zone = "Z"
-    else:
-        minutes = int(abs(offset).total_seconds()) // 60
-        zone = f"{'-' if offset < timedelta(0) else '+'}{minutes // 60:02d}:{minutes % 60:02d}"
+    zone = "Z" if offset == timedelta(0) else _offset_text(offset, ":")
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{fraction:09d}{zone}"
 
 

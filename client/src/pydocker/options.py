@@ -16,10 +16,12 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import click
 
 from pydocker.api import APIClient
-from pydocker.errors import InvalidArgument, TemplateError
+from pydocker.errors import InvalidArgument, PydockerError, TemplateError
 from pydocker.formatting import Template
 
 __all__ = [
+    "Checked",
+    "DockerCommand",
     "FlagError",
     "GoCommand",
     "GoInt",
@@ -168,6 +170,23 @@ class GoInt(click.ParamType[int]):
         return number
 
 
+class Checked(click.ParamType[Any]):
+    """A flag value checked (and converted) by ``check``; its ``ValueError`` becomes docker's
+    ``invalid argument "<value>" for "<flag>" flag: <reason>``."""
+
+    def __init__(self, name: str, check: Callable[[str], Any]) -> None:
+        self.name = name
+        self._check = check
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self._check(value)
+        except ValueError as e:
+            raise FlagError(value, flag_name(param) if param else "value", str(e)) from None
+
+
 class GoCommand(click.Command):
     """A command whose boolean flags also take a value, as docker's do: ``--rm=false``,
     ``-t=true``, ``--sig-proxy=false`` (a flag that is on by default needs a secondary
@@ -175,6 +194,14 @@ class GoCommand(click.Command):
     and, for a command that takes no options after its arguments, at the first argument."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, self._rewrite(ctx, args))
+        except click.UsageError as e:
+            if e.ctx is None:  # a value refused while rewriting: show the usage too
+                e.ctx = ctx
+            raise
+
+    def _rewrite(self, ctx: click.Context, args: list[str]) -> list[str]:
         options = {
             name: param
             for param in self.get_params(ctx)
@@ -201,7 +228,7 @@ class GoCommand(click.Command):
             if self._takes_next(arg, options, separator) and index < len(args):
                 rewritten.append(args[index])
                 index += 1
-        return super().parse_args(ctx, rewritten)
+        return rewritten
 
     @staticmethod
     def _flag(param: click.Option, name: str, value: str) -> list[str]:
@@ -226,6 +253,44 @@ class GoCommand(click.Command):
         return False
 
 
+class DockerCommand(GoCommand):
+    """A :class:`GoCommand` that counts its arguments as docker's (cobra's ``Args``
+    validators) do: too few or too many is ``pydocker: 'pydocker network create' requires 1
+    argument``, the usage and where the help is, and status 1, not click's usage error
+    (125). The rule follows from the arguments: none accepts no arguments, a ``nargs=-1``
+    one requires at least the required ones, otherwise exactly their number."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.MissingParameter as e:
+            if not isinstance(e.param, click.Argument):
+                raise
+        except click.UsageError as e:
+            if not e.message.startswith("Got unexpected extra argument"):
+                raise
+        raise self._count_error(ctx) from None
+
+    def _count_error(self, ctx: click.Context) -> PydockerError:
+        arguments = [p for p in self.get_params(ctx) if isinstance(p, click.Argument)]
+        required = sum(max(p.nargs, 1) for p in arguments if p.required)
+        plural = "argument" if required == 1 else "arguments"
+        verb = "Run"
+        if not arguments:
+            rule = "accepts no arguments"
+        elif any(p.nargs == -1 for p in arguments):
+            rule, verb = f"requires at least {required} {plural}", "See"
+        else:
+            rule = f"requires {required} {plural}"
+        parent = ctx.parent.command_path if ctx.parent is not None else ""
+        path = f"{parent} {self.name}".strip()  # docker names a command, not its alias
+        usage = ctx.get_usage().replace(f"Usage: {ctx.command_path}", f"Usage:  {path}", 1)
+        program = path.split(" ", 1)[0]
+        return PydockerError(
+            f"{program}: '{path}' {rule}\n\n{usage}\n\n{verb} '{path} --help' for more information"
+        )
+
+
 def parse_filters(
     values: tuple[str, ...], flag: str = "-f, --filter"
 ) -> dict[str, dict[str, bool]]:
@@ -244,8 +309,11 @@ def parse_filters(
 
 
 def filters_param(filters: dict[str, dict[str, bool]]) -> dict[str, str]:
-    """The ``filters=`` query parameter, or nothing when there is no filter."""
-    return {"filters": json.dumps(filters, separators=(",", ":"))} if filters else {}
+    """The ``filters=`` query parameter (keys sorted, as Go marshals a map), or nothing
+    when there is no filter."""
+    if not filters:
+        return {}
+    return {"filters": json.dumps(filters, separators=(",", ":"), sort_keys=True)}
 
 
 def filter_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -14,10 +15,17 @@ import click
 from pydocker.api import APIClient
 from pydocker.errors import DaemonError, InvalidArgument, PydockerError
 from pydocker.formatting import Template, decimal_size, go_json, table_lines
-from pydocker.options import format_option, parse_filters, pass_client
+from pydocker.options import (
+    DockerCommand,
+    filters_param,
+    format_option,
+    parse_filters,
+    pass_client,
+)
 
 __all__ = [
     "Filters",
+    "QueryFlag",
     "add_commands",
     "confirm",
     "for_each",
@@ -31,6 +39,7 @@ __all__ = [
     "print_lines",
     "print_prune_report",
     "prune_filter_option",
+    "prune_report",
     "render",
 ]
 
@@ -115,17 +124,38 @@ def inspect_each(
         raise PydockerError("\n".join(failures))
 
 
-def inspect_command(kind: str, path: str) -> click.Command:
-    """``<kind> inspect [-f FORMAT] NAME...``: ``GET path`` (``{}`` is the name) for each."""
+@dataclass(frozen=True)
+class QueryFlag:
+    """A boolean flag that adds ``name=value`` to the query (``inspect -s``: ``size=1``)."""
 
-    @click.command("inspect", help=f"Display detailed information on one or more {kind}s.")
-    @click.argument("names", nargs=-1, required=True, metavar=f"{kind.upper()}...")
-    @format_option(short=True, error_status=64)
-    @pass_client
-    def command(client: APIClient, names: tuple[str, ...], template: Template | None) -> None:
-        inspect_each(names, template, lambda name: client.get(path.format(name)))
+    short: str
+    long: str
+    help: str
+    name: str
+    value: str
 
-    return command
+
+def inspect_command(kind: str, path: str, flag: QueryFlag | None = None) -> click.Command:
+    """``<kind> inspect [-f FORMAT] NAME...``: ``GET path`` (``{}`` is the name) for each,
+    with ``flag``'s query when it is given. Its arguments are counted as docker counts
+    them."""
+
+    def command(
+        client: APIClient, names: tuple[str, ...], template: Template | None, switch: bool = False
+    ) -> None:
+        params = {flag.name: flag.value} if flag is not None and switch else None
+        inspect_each(names, template, lambda name: client.get(path.format(name), params=params))
+
+    decorated = pass_client(command)
+    if flag is not None:
+        decorated = click.option(flag.short, flag.long, "switch", is_flag=True, help=flag.help)(
+            decorated
+        )
+    decorated = format_option(short=True, error_status=64)(decorated)
+    metavar = f"{kind.upper()} [{kind.upper()}...]"
+    decorated = click.argument("names", nargs=-1, required=True, metavar=metavar)(decorated)
+    summary = f"Display detailed information on one or more {kind}s."
+    return click.command("inspect", cls=DockerCommand, help=summary)(decorated)
 
 
 def add_commands(
@@ -177,6 +207,17 @@ def confirm(message: str) -> bool:
     click.echo(f"{message} [y/N] ", nl=False)
     answer = sys.stdin.readline()
     return answer.strip().lower() == "y"
+
+
+def prune_report(
+    client: APIClient, path: str, warning: str, filters: Filters, *, force: bool
+) -> dict[str, Any] | None:
+    """docker's prune: ``warning`` asked (unless ``force``), then ``POST path`` with the
+    filters; the daemon's report, or ``None`` when the answer was no (docker exits 0)."""
+    if not force and not confirm(warning):
+        return None
+    report: dict[str, Any] = client.post(path, params=filters_param(filters)) or {}
+    return report
 
 
 def _prune_filters(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> Filters:

@@ -24,15 +24,16 @@ from pydocker.commands import ps as ps_module
 from pydocker.commands import stats as stats_module
 from pydocker.commands.common import (
     Filters,
+    QueryFlag,
     add_commands,
-    confirm,
     for_each,
-    inspect_each,
+    inspect_command,
     natural_key,
     number,
     print_lines,
     print_prune_report,
     prune_filter_option,
+    prune_report,
 )
 from pydocker.commands.image import (
     display_json_messages,
@@ -50,13 +51,11 @@ from pydocker.commands.runopts import (
 )
 from pydocker.commands.streams import Attach, ExitWaiter, Session
 from pydocker.errors import DaemonError, InvalidArgument, PydockerError, ReportedError
-from pydocker.formatting import Template, columns
+from pydocker.formatting import columns
 from pydocker.hijack import FrameDecoder
 from pydocker.options import (
     GoCommand,
     GoInt,
-    filters_param,
-    format_option,
     parse_time,
     pass_client,
 )
@@ -754,17 +753,11 @@ def port(client: APIClient, container: str, private_port: str | None) -> None:
     print_lines(sorted(lines, key=natural_key))
 
 
-@click.command("inspect")
-@click.argument("containers", nargs=-1, required=True, metavar="CONTAINER...")
-@format_option(short=True, error_status=64)
-@click.option("-s", "--size", is_flag=True, help="Display total file sizes.")
-@pass_client
-def container_inspect(
-    client: APIClient, containers: tuple[str, ...], template: Template | None, size: bool
-) -> None:
-    """Display detailed information on one or more containers."""
-    params = {"size": "1"} if size else None
-    inspect_each(containers, template, lambda c: client.get(f"/containers/{c}/json", params=params))
+container_inspect = inspect_command(
+    "container",
+    "/containers/{}/json",
+    QueryFlag("-s", "--size", "Display total file sizes.", "size", "1"),
+)
 
 
 @click.command("prune")
@@ -773,9 +766,9 @@ def container_inspect(
 @pass_client
 def prune(client: APIClient, force: bool, filters: Filters) -> None:
     """Remove all stopped containers."""
-    if not force and not confirm(_PRUNE_WARNING):
+    report = prune_report(client, "/containers/prune", _PRUNE_WARNING, filters, force=force)
+    if report is None:
         return
-    report = client.post("/containers/prune", params=filters_param(filters)) or {}
     deleted = [str(c) for c in report.get("ContainersDeleted") or []]
     print_prune_report("Containers", deleted, number(report.get("SpaceReclaimed")))
 

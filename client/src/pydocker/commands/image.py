@@ -23,7 +23,6 @@ from pydocker.commands import system as system_commands
 from pydocker.commands.common import (
     Filters,
     add_commands,
-    confirm,
     inspect_command,
     inspect_each,
     number,
@@ -31,6 +30,7 @@ from pydocker.commands.common import (
     print_lines,
     print_prune_report,
     prune_filter_option,
+    prune_report,
     render,
 )
 from pydocker.errors import DaemonError, InvalidArgument, PydockerError
@@ -713,17 +713,18 @@ _ALL_WARNING = (
 def prune(client: APIClient, prune_all: bool, force: bool, filters: Filters) -> None:
     """Remove unused images: dangling ones, or with -a all without a container."""
     filters.setdefault("dangling", {})["false" if prune_all else "true"] = True
-    if not force and not confirm(_ALL_WARNING if prune_all else _DANGLING_WARNING):
+    warning = _ALL_WARNING if prune_all else _DANGLING_WARNING
+    report = prune_report(client, "/images/prune", warning, filters, force=force)
+    if report is None:
         return  # docker: cancelled, status 0
-    report = client.post("/images/prune", params=filters_param(dict(sorted(filters.items()))))
-    deleted = (report or {}).get("ImagesDeleted") or []
+    deleted = report.get("ImagesDeleted") or []
     lines = [
         f"untagged: {item['Untagged']}"
         if item.get("Untagged")
         else f"deleted: {item.get('Deleted', '')}"
         for item in deleted
     ]
-    print_prune_report("Images", lines, number((report or {}).get("SpaceReclaimed")))
+    print_prune_report("Images", lines, number(report.get("SpaceReclaimed")))
 
 
 # -- system df --------------------------------------------------------------------------

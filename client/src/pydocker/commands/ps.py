@@ -65,7 +65,7 @@ def _go_quote(text: str) -> str:
     return f'"{escaped}"'
 
 
-def _join_host_port(host: str, port: int) -> str:
+def _join_host_port(host: str, port: int | str) -> str:
     """``net.JoinHostPort``: IPv6 in brackets."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -83,7 +83,7 @@ def _port_group(key: str, first: int, last: int) -> str:
     ip, _, kind = key.rpartition("/") if "/" in key else ("", "", key)
     ports = str(first) if first == last else f"{first}-{last}"
     if ip:
-        ports = f"{ip}:{ports}->{ports}"
+        ports = f"{_join_host_port(ip, ports)}->{ports}"
     return f"{ports}/{kind}"
 
 

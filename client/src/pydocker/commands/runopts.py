@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import click
 
 from pydocker.commands.common import kv_map, os_error
-from pydocker.options import FlagError, GoInt, flag_name, parse_go_bool
+from pydocker.options import Checked, FlagError, GoInt, parse_go_bool
 
 __all__ = [
     "PULL_POLICIES",
@@ -33,10 +33,12 @@ __all__ = [
     "ContainerConfig",
     "build",
     "container_options",
+    "endpoint_settings",
     "env_option",
     "normalize_platform",
     "parse_env_file",
     "parse_ram",
+    "validate_label",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -141,29 +143,14 @@ def parse_ram(text: str) -> int:
 def _ip(text: str) -> str:
     """``net.ParseIP(...).String()``: the address in canonical form.
 
-    :raises ValueError: not an address.
+    :raises ValueError: not an address (an IPv6 zone, ``%eth0``, is not one either).
     """
+    if "%" in text:
+        raise ValueError(f"not an IP address: {text}")
     address = ipaddress.ip_address(text.strip())
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return str(address.ipv4_mapped)
     return str(address)
-
-
-class _Checked(click.ParamType[Any]):
-    """A flag value checked (and converted) by ``check``; its ``ValueError`` becomes docker's
-    ``invalid argument "<value>" for "<flag>" flag: <reason>``."""
-
-    def __init__(self, name: str, check: Callable[[str], Any]) -> None:
-        self.name = name
-        self._check = check
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if not isinstance(value, str):
-            return value
-        try:
-            return self._check(value)
-        except ValueError as e:
-            raise FlagError(value, flag_name(param) if param else "value", str(e)) from None
 
 
 def _memory(text: str) -> int:
@@ -194,6 +181,17 @@ def _env(text: str) -> str:
         return text
     value = os.environ.get(key)
     return text if value is None else f"{key}={value}"
+
+
+def validate_label(text: str) -> str:
+    """``opts.ValidateLabel``: ``KEY[=VALUE]`` with a key that is neither empty nor holds
+    blanks once leading blanks are dropped; the text is kept as it was written."""
+    key = text.partition("=")[0].lstrip(_WHITESPACE)
+    if not key:
+        raise ValueError(f"invalid label '{text}': empty name")
+    if any(c in key for c in _WHITESPACE):
+        raise ValueError(f"label '{key}' contains whitespaces")
+    return text
 
 
 def _attach(text: str) -> str:
@@ -391,8 +389,8 @@ def _set_pair(target: dict[str, str], value: str) -> None:
         target[key] = item
 
 
-_MEMORY = _Checked("bytes", _memory)
-_MEMORY_SWAP = _Checked("bytes", _memory_swap)
+_MEMORY = Checked("bytes", _memory)
+_MEMORY_SWAP = Checked("bytes", _memory_swap)
 
 
 def _many(*names: str, metavar: str, help: str, type: Any = None) -> Callable[[F], F]:
@@ -403,7 +401,7 @@ env_option = _many(
     "-e",
     "--env",
     metavar="KEY=VALUE",
-    type=_Checked("env", _env),
+    type=Checked("env", _env),
     help="Set environment variables.",
 )
 """``-e/--env KEY[=VALUE]``, also ``exec``'s."""
@@ -413,13 +411,13 @@ _COMMON_OPTIONS: list[Callable[[F], F]] = [
         "-a",
         "--attach",
         metavar="STREAM",
-        type=_Checked("stream", _attach),
+        type=Checked("stream", _attach),
         help="Attach to STDIN, STDOUT or STDERR.",
     ),
     _many(
         "--add-host",
         metavar="HOST:IP",
-        type=_Checked("host", _extra_host),
+        type=Checked("host", _extra_host),
         help="Add a custom host-to-IP mapping (host:ip).",
     ),
     _many("--cap-add", metavar="CAP", help="Add Linux capabilities."),
@@ -433,10 +431,10 @@ _COMMON_OPTIONS: list[Callable[[F], F]] = [
     click.option(
         "-c", "--cpu-shares", type=GoInt(), default=0, help="CPU shares (relative weight)."
     ),
-    click.option("--cpus", type=_Checked("decimal", _nano_cpus), default=0, help="Number of CPUs."),
+    click.option("--cpus", type=Checked("decimal", _nano_cpus), default=0, help="Number of CPUs."),
     click.option("--cpuset-cpus", default="", help="CPUs in which to allow execution (0-3, 0,1)."),
     click.option("--cpuset-mems", default="", help="MEMs in which to allow execution (0-3, 0,1)."),
-    _many("--dns", metavar="IP", type=_Checked("ip", _dns), help="Set custom DNS servers."),
+    _many("--dns", metavar="IP", type=Checked("ip", _dns), help="Set custom DNS servers."),
     _many("--dns-option", metavar="OPTION", help="Set DNS options."),
     _many("--dns-search", metavar="DOMAIN", help="Set custom DNS search domains."),
     click.option("--domainname", default="", help="Container NIS domain name."),
@@ -457,7 +455,13 @@ _COMMON_OPTIONS: list[Callable[[F], F]] = [
     click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open even if not attached."),
     click.option("--ip", default="", help="IPv4 address (e.g., 172.30.100.104)."),
     click.option("--ipc", default="", help="IPC mode to use."),
-    _many("-l", "--label", metavar="KEY=VALUE", help="Set meta data on a container."),
+    _many(
+        "-l",
+        "--label",
+        metavar="KEY=VALUE",
+        type=Checked("label", validate_label),
+        help="Set meta data on a container.",
+    ),
     _many("--label-file", metavar="FILE", help="Read in a line delimited file of labels."),
     click.option("--log-driver", default="", help="Logging driver for the container."),
     _many("--log-opt", metavar="KEY=VALUE", help="Log driver options."),
@@ -472,7 +476,7 @@ _COMMON_OPTIONS: list[Callable[[F], F]] = [
     _many(
         "--mount",
         metavar="MOUNT",
-        type=_Checked("mount", _mount),
+        type=Checked("mount", _mount),
         help="Attach a filesystem mount to the container.",
     ),
     click.option("--name", default="", help="Assign a name to the container."),
@@ -530,7 +534,7 @@ _COMMON_OPTIONS: list[Callable[[F], F]] = [
     _many(
         "--sysctl",
         metavar="KEY=VALUE",
-        type=_Checked("sysctl", _sysctl),
+        type=Checked("sysctl", _sysctl),
         help="Sysctl options.",
     ),
     _many("--tmpfs", metavar="PATH[:OPTIONS]", help="Mount a tmpfs directory."),
@@ -538,7 +542,7 @@ _COMMON_OPTIONS: list[Callable[[F], F]] = [
     _many(
         "--ulimit",
         metavar="NAME=SOFT[:HARD]",
-        type=_Checked("ulimit", _ulimit),
+        type=Checked("ulimit", _ulimit),
         help="Ulimit options.",
     ),
     click.option(
@@ -638,7 +642,7 @@ def _publish(spec: str) -> list[tuple[str, dict[str, str]]]:
         ip = ip[1 : ip.index("]")] if "]" in ip else ip
     if ip:
         try:
-            ipaddress.ip_address(ip)
+            _ip(ip)
         except ValueError:
             raise ConfigError(f"invalid IP address: {ip}") from None
     if not container:
@@ -759,14 +763,23 @@ def _volumes(specs: Sequence[str]) -> tuple[list[str] | None, dict[str, Any]]:
     return binds or None, anonymous
 
 
-def _endpoint(ip: str, aliases: list[str] | None) -> dict[str, Any]:
+def endpoint_settings(
+    *,
+    ipam: dict[str, Any] | None = None,
+    links: list[str] | None = None,
+    aliases: list[str] | None = None,
+    driver_opts: dict[str, str] | None = None,
+    gw_priority: int = 0,
+) -> dict[str, Any]:
+    """An ``EndpointSettings`` as docker's CLI marshals it, every empty field included
+    (``create`` sends ``null`` where ``network connect`` sends ``{}`` or ``[]``)."""
     return {
-        "IPAMConfig": {"IPv4Address": ip} if ip else None,
-        "Links": None,
+        "IPAMConfig": ipam,
+        "Links": links,
         "Aliases": aliases,
         "MacAddress": "",
-        "DriverOpts": None,
-        "GwPriority": 0,
+        "DriverOpts": driver_opts,
+        "GwPriority": gw_priority,
         "NetworkID": "",
         "EndpointID": "",
         "Gateway": "",
@@ -777,6 +790,10 @@ def _endpoint(ip: str, aliases: list[str] | None) -> dict[str, Any]:
         "GlobalIPv6PrefixLen": 0,
         "DNSNames": None,
     }
+
+
+def _endpoint(ip: str, aliases: list[str] | None) -> dict[str, Any]:
+    return endpoint_settings(ipam={"IPv4Address": ip} if ip else None, aliases=aliases)
 
 
 def _user_defined(network: str) -> bool:
@@ -850,7 +867,7 @@ class ContainerConfig:
 def _localhost_dns(servers: Sequence[str]) -> list[str]:
     """docker's ``warnOnLocalhostDNS``."""
     return [
-        f"WARNING: Localhost DNS setting (--dns={server}) may fail in containers."
+        f"WARNING: Localhost DNS ({server}) may fail in containers."
         for server in servers
         if ipaddress.ip_address(server).is_loopback
     ]

@@ -10,7 +10,6 @@ import click
 from pydocker.api import APIClient
 from pydocker.commands.common import (
     Filters,
-    confirm,
     for_each,
     inspect_command,
     kv_map,
@@ -19,6 +18,7 @@ from pydocker.commands.common import (
     number,
     print_prune_report,
     prune_filter_option,
+    prune_report,
     render,
 )
 from pydocker.formatting import Row, Template, decimal_size
@@ -148,9 +148,10 @@ def prune(client: APIClient, prune_all: bool, force: bool, filters: Filters) -> 
     """Remove unused local volumes (anonymous ones only, unless -a)."""
     if prune_all:
         filters.setdefault("all", {})["true"] = True
-    if not force and not confirm(_ALL_WARNING if prune_all else _ANONYMOUS_WARNING):
+    warning = _ALL_WARNING if prune_all else _ANONYMOUS_WARNING
+    report = prune_report(client, "/volumes/prune", warning, filters, force=force)
+    if report is None:
         return
-    report = client.post("/volumes/prune", params=filters_param(filters)) or {}
     deleted = [str(name) for name in report.get("VolumesDeleted") or []]
     print_prune_report("Volumes", deleted, number(report.get("SpaceReclaimed")))
 
