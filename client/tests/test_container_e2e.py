@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,45 +13,10 @@ import pytest
 from pydockerd.testing.daemon import DaemonProcess
 from pydockerd.testing.pytest_plugin import DaemonFactory
 
+from client.tests.e2e import PYDOCKER, pydocker
 from client.tests.fakeengine import Terminal
 
 pytestmark = pytest.mark.privileged
-
-REPO = Path(__file__).resolve().parents[2]
-PYDOCKER = [sys.executable, "-m", "pydocker"]
-
-
-@pytest.fixture(scope="session")
-def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``busybox:latest`` made by the repository's script (no network)."""
-    path = tmp_path_factory.mktemp("images") / "busybox.tar"
-    subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "make-busybox-image"), str(path)],
-        check=True,
-        capture_output=True,
-    )
-    return path
-
-
-@pytest.fixture
-def engine(daemon: DaemonProcess, busybox_tar: Path) -> DaemonProcess:
-    """A real daemon with ``busybox:latest`` loaded by ``pydocker load``."""
-    loaded = pydocker(daemon, "load", "-i", str(busybox_tar))
-    assert loaded.returncode == 0, loaded.stderr
-    return daemon
-
-
-def pydocker(
-    daemon: DaemonProcess, *args: str, stdin: str | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*PYDOCKER, "-H", daemon.host, *args],
-        input=stdin if stdin is not None else "",
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def test_run_rm_prints_hi_and_leaves_nothing(engine: DaemonProcess) -> None:
