@@ -37,7 +37,7 @@ def test_info_shows_driver_and_plugins_by_kind(daemon: DaemonProcess) -> None:
     lines = result.stdout.splitlines()
     assert " Storage Driver: overlay" in lines
     assert "  Storage: overlay vfs" in lines
-    assert "  Network: bridge host" in lines
+    assert "  Network: bridge host null" in lines
     assert f" Docker Root Dir: {daemon.data_root}" in lines
 
 
@@ -53,7 +53,7 @@ def test_plugin_ls_lists_kind_name_plugin_version_status(daemon: DaemonProcess) 
         ("network", "host", "host", "0.1.0", "ok"),
     }
     quiet = pydocker(daemon, "plugin", "ls", "-q", "-f", "kind=network")
-    assert quiet.stdout.split() == ["network.bridge", "network.host"]
+    assert quiet.stdout.split() == ["network.bridge", "network.host", "network.null"]
 
 
 def test_plugin_ls_shows_disabled_plugins_with_the_reason(

@@ -36,7 +36,7 @@ def test_docker_info_prints_storage_driver_and_plugins(daemon: DaemonProcess) ->
     lines = [line.strip() for line in result.stdout.splitlines()]
     assert "Storage Driver: overlay" in lines
     assert "Backing Filesystem: " + daemon.get_json("/info")["DriverStatus"][0][1] in lines
-    assert "Network: bridge host" in lines
+    assert "Network: bridge host null" in lines
     assert f"Docker Root Dir: {daemon.data_root}" in lines
     assert "Cgroup Version: 1" in lines or "Cgroup Version: 2" in lines
 

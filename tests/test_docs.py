@@ -22,7 +22,7 @@ import pydockerd.api
 import pytest
 from pydockerd import hookspecs
 from pydockerd.cli import main as pydockerd_command
-from pydockerd.settings import DaemonSettings, TLSSettings
+from pydockerd.settings import DaemonSettings, NetworkSettings, TLSSettings
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
@@ -236,8 +236,10 @@ def test_operator_guide_names_every_setting() -> None:
     guide = OPERATOR_GUIDE.read_text()
     for key in DaemonSettings.model_fields:
         assert f"`{key}`" in guide or f"`[{key}" in guide, key
-        if key not in ("tls", "plugins"):
+        if key not in ("tls", "network", "plugins"):  # tables: their keys are listed
             assert f"`PYDOCKERD_{key.upper()}`" in guide, key
+    for key in NetworkSettings.model_fields:
+        assert f"`[network]` `{key}` | `PYDOCKERD_NETWORK__{key.upper()}`" in guide, key
     for key in TLSSettings.model_fields:
         assert f"`[tls]` `{key}` | `PYDOCKERD_TLS__{key.upper()}`" in guide, key
 

@@ -198,7 +198,7 @@ async def test_info(api: MakeClient, roots: Path) -> None:
     assert status["Driver Status"] == "ok"
     assert status["Backing Filesystem"] == filesystem_type(roots / "data")
     assert info["Plugins"]["Storage"] == ["overlay", "vfs"]
-    assert info["Plugins"]["Network"] == ["bridge", "host"]
+    assert info["Plugins"]["Network"] == ["bridge", "host", "null"]
     assert info["Plugins"]["Authorization"] == []
     assert info["Plugins"]["Volume"] == ["local"]
     assert info["DockerRootDir"] == str(roots / "data")
@@ -370,11 +370,11 @@ async def test_plugins_list(api: MakeClient) -> None:
 @pytest.mark.parametrize(
     ("filters", "names"),
     [
-        ('{"kind":["network"]}', ["network.bridge", "network.host"]),
+        ('{"kind":["network"]}', ["network.bridge", "network.host", "network.null"]),
         ('{"kind":{"storage":true}}', ["storage.overlay", "storage.vfs"]),
         (
             '{"kind":["storage","network"]}',
-            ["network.bridge", "network.host", "storage.overlay", "storage.vfs"],
+            ["network.bridge", "network.host", "network.null", "storage.overlay", "storage.vfs"],
         ),
         ('{"status":["skip"]}', []),
         ('{"status":["ok"],"kind":["storage"]}', ["storage.overlay", "storage.vfs"]),
@@ -396,7 +396,7 @@ async def test_plugins_filter_by_status_shows_a_disabled_plugin(api: MakeClient)
     ]
     assert body[0]["Reason"] == "disabled by configuration (disable_plugins)"
     ok = await (await client.get('/plugins?filters={"status":["ok"],"kind":["network"]}')).json()
-    assert [item["Name"] for item in ok] == ["network.host"]
+    assert [item["Name"] for item in ok] == ["network.host", "network.null"]
 
 
 async def test_plugins_bad_filter_is_400(api: MakeClient) -> None:

@@ -25,7 +25,9 @@ from pydockerd.errors import ConfigError
 from pydockerd.events import EventBus
 from pydockerd.images.service import ImageService
 from pydockerd.manager import ComponentStatus, PluginManager
-from pydockerd.plugin import Driver, Event, LogDriver, StorageDriver, VolumeDriver
+from pydockerd.networks.dns import DnsServer
+from pydockerd.networks.service import NetworkService
+from pydockerd.plugin import Driver, Event, LogDriver, NetworkDriver, StorageDriver, VolumeDriver
 from pydockerd.selection import Selection, select_storage_driver
 from pydockerd.settings import DaemonSettings
 from pydockerd.supervisor.client import SupervisorClient
@@ -68,6 +70,7 @@ class Daemon:
         self.storage_driver: StorageDriver | None = None
         self.images: ImageService | None = None
         self.volumes: VolumeService | None = None
+        self.networks: NetworkService | None = None
         self.containers: ContainerService | None = None
         self.execs: ExecService | None = None
         self.id = ""
@@ -130,6 +133,8 @@ class Daemon:
             self._start_containers(driver)
             assert self.containers is not None
             await self.images.collect_garbage()
+            assert self.networks is not None
+            await self.networks.initialize()
             await self.containers.recover()
 
     def _usable(self, kind: str) -> list[ComponentStatus]:
@@ -159,6 +164,18 @@ class Daemon:
             assert isinstance(driver, VolumeDriver)
             volume_drivers[row.name] = driver
         self.volumes = VolumeService(settings.data_root / "volumes", volume_drivers, self.emit)
+        network_drivers = {}
+        for row in self._usable("network"):
+            driver = self._instance(row)
+            assert isinstance(driver, NetworkDriver)
+            network_drivers[row.name] = driver
+        self.networks = NetworkService(
+            settings.data_root / "networks",
+            network_drivers,
+            settings.network,
+            self.emit,
+            dns_server=DnsServer,
+        )
         log_drivers = {}
         for row in self._usable("log"):
             driver = self._instance(row)
@@ -202,6 +219,7 @@ class Daemon:
             images=self.images,
             storage=storage,
             volumes=self.volumes,
+            networks=self.networks,
             log_drivers=log_drivers,
             runtimes=runtimes,
             supervisor=supervisor,
@@ -272,6 +290,8 @@ class Daemon:
         await self.events.close()
         if self.containers is not None:
             await self.containers.close()
+        if self.networks is not None:
+            await self.networks.close()
         if self.volumes is not None:
             self.volumes.close()
         if self.images is not None:

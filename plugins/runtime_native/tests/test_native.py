@@ -258,12 +258,14 @@ def sysctl(key: str) -> str:
 
 
 async def test_sysctls(supervisor: Supervisor) -> None:
+    host_ttl = sysctl("net/ipv4/ip_default_ttl")
+    wanted = "42" if host_ttl != "42" else "43"
     result = await supervisor.run(
-        "cat", "/proc/sys/net/ipv4/ip_forward", "/proc/sys/kernel/domainname",
-        sysctls={"net.ipv4.ip_forward": "1"}, domainname="example.org",
+        "cat", "/proc/sys/net/ipv4/ip_default_ttl", "/proc/sys/kernel/domainname",
+        sysctls={"net.ipv4.ip_default_ttl": wanted}, domainname="example.org",
     )  # fmt: skip
-    assert result.stdout.split() == ["1", "example.org"], result
-    assert sysctl("net/ipv4/ip_forward") == "0", "the host's is not changed"
+    assert result.stdout.split() == [wanted, "example.org"], result
+    assert sysctl("net/ipv4/ip_default_ttl") == host_ttl, "the host's is not changed"
 
 
 async def test_only_stdio_is_inherited_and_signals_are_default(supervisor: Supervisor) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from pydockerd.api.keys import DAEMON
-from pydockerd.api.params import parse_bool, parse_filters, parse_timestamp_ns
+from pydockerd.api.params import json_body, parse_bool, parse_filters, parse_timestamp_ns
 from pydockerd.api.responses import json_response
 from pydockerd.api.streams import MULTIPLEXED, RAW, Hijack, detach_sequence, pump
 from pydockerd.containers.execs import ExecService
@@ -79,25 +79,11 @@ def _int(request: web.Request, name: str, default: int | None = None) -> int | N
         raise InvalidParameter(f"invalid value for {name}: {raw!r}") from None
 
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        body = await request.json(loads=json.loads)
-    except ValueError as e:
-        raise InvalidParameter(f"invalid JSON: {e}") from None
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        raise InvalidParameter("invalid JSON: expected an object")
-    return body
-
-
 # -- lifecycle ---------------------------------------------------------------------------
 
 
 async def create(request: web.Request) -> web.StreamResponse:
-    body = await _json_body(request)
+    body = await json_body(request)
     platform = request.query.get("platform", "")
     if platform and platform not in ("linux", "linux/amd64", "linux/x86_64", "linux/arm64"):
         raise InvalidParameter(f"unsupported platform: {platform}")
@@ -189,7 +175,9 @@ async def inspect(request: web.Request) -> web.StreamResponse:
     service = _service(request)
     container = _container(request)
     size = await service.size(container) if parse_bool(request.query.get("size")) else None
-    return json_response(container.inspect(service.graph_driver(container), size))
+    return json_response(
+        container.inspect(service.graph_driver(container), size, service.attachments(container))
+    )
 
 
 async def listing(request: web.Request) -> web.StreamResponse:
@@ -201,7 +189,12 @@ async def listing(request: web.Request) -> web.StreamResponse:
         filters=filters,
     )
     with_size = parse_bool(request.query.get("size"))
-    return json_response([c.summary(await service.size(c) if with_size else None) for c in found])
+    return json_response(
+        [
+            c.summary(await service.size(c) if with_size else None, service.attachments(c))
+            for c in found
+        ]
+    )
 
 
 # -- streams -------------------------------------------------------------------------------
@@ -523,7 +516,7 @@ async def stats(request: web.Request) -> web.StreamResponse:
 
 
 async def exec_create(request: web.Request) -> web.StreamResponse:
-    body = await _json_body(request)
+    body = await json_body(request)
     instance = _execs(request).create(_container(request), body)
     return json_response({"Id": instance.id}, status=201)
 
@@ -532,7 +525,7 @@ async def exec_create(request: web.Request) -> web.StreamResponse:
 async def exec_start(request: web.Request) -> web.StreamResponse:
     execs = _execs(request)
     instance = execs.get(request.match_info["id"])
-    body = await _json_body(request)
+    body = await json_body(request)
     if body.get("Detach"):
         await execs.start_detached(instance)
         return web.Response(status=200)

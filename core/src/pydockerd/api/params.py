@@ -5,13 +5,34 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
 
 from pydockerd.errors import InvalidParameter
 
-__all__ = ["Filters", "parse_bool", "parse_filters", "parse_timestamp_ns"]
+__all__ = ["Filters", "json_body", "parse_bool", "parse_filters", "parse_timestamp_ns"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FALSE = frozenset({"", "0", "no", "false", "none"})
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """A request's JSON object (``{}`` for no body).
+
+    :raises InvalidParameter: not JSON, or not an object.
+    """
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json(loads=json.loads)
+    except ValueError as e:
+        raise InvalidParameter(f"invalid JSON: {e}") from None
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise InvalidParameter("invalid JSON: expected an object")
+    return body
 
 
 def parse_bool(value: str | None) -> bool:

@@ -215,7 +215,7 @@ async def system_df(request: web.Request) -> web.StreamResponse:
     if daemon.containers is not None:
         containers = daemon.containers
         body["Containers"] = [
-            c.summary(await containers.size(c))
+            c.summary(await containers.size(c), containers.attachments(c))
             for c in containers.listing(all_=True, limit=-1, filters={})
         ]
     if daemon.volumes is not None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from pydockerd.api.keys import DAEMON
-from pydockerd.api.params import parse_bool, parse_filters
+from pydockerd.api.params import json_body, parse_bool, parse_filters
 from pydockerd.api.responses import json_response
-from pydockerd.errors import InvalidParameter, Unavailable
+from pydockerd.errors import Unavailable
 from pydockerd.volumes.service import VOLUME_FILTERS, VolumeService
 
 __all__ = ["ROUTES"]
@@ -28,12 +28,7 @@ async def listing(request: web.Request) -> web.StreamResponse:
 
 
 async def create(request: web.Request) -> web.StreamResponse:
-    try:
-        body = await request.json() if request.can_read_body else {}
-    except ValueError as e:
-        raise InvalidParameter(f"invalid JSON: {e}") from None
-    if not isinstance(body, dict):
-        raise InvalidParameter("invalid JSON: expected an object")
+    body = await json_body(request)
     service = _service(request)
     volume = await service.create(
         body.get("Name") or None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import ipaddress
 import os
 import re
 import signal
@@ -24,6 +25,7 @@ from pydockerd.spec import ALL_CAPABILITIES, DEFAULT_CAPABILITIES
 __all__ = [
     "MIN_MEMORY",
     "MountPoint",
+    "PortRequest",
     "RestartPolicy",
     "capabilities",
     "command_of",
@@ -32,6 +34,7 @@ __all__ = [
     "merge_image_config",
     "mount_points",
     "parse_signal",
+    "port_requests",
     "restart_policy",
 ]
 
@@ -562,3 +565,62 @@ def mount_points(
             )
             seen.add(clean)
     return found
+
+
+# -- published ports ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PortRequest:
+    """One port to publish: the container's port, and where on the host (``host_ports``
+    holds the candidates: one port, a range's ports in order, or ``(0,)`` for any)."""
+
+    private_port: int
+    protocol: str
+    host_ip: str
+    host_ports: tuple[int, ...]
+
+
+def _port_number(text: str, what: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise InvalidParameter(f"invalid {what}: {text}")
+    return int(text)
+
+
+def _host_ports(text: str) -> tuple[int, ...]:
+    if not text:
+        return (0,)
+    first, dash, last = text.partition("-")
+    low = _port_number(first, "host port")
+    high = _port_number(last, "host port") if dash else low
+    if high < low:
+        raise InvalidParameter(f"invalid port range: {text}")
+    return tuple(range(low, high + 1))
+
+
+def port_requests(config: Mapping[str, Any], host: Mapping[str, Any]) -> list[PortRequest]:
+    """``HostConfig.PortBindings`` (and, with ``PublishAllPorts``, every exposed port on a
+    port the kernel picks), checked.
+
+    :raises InvalidParameter: a malformed port, range, protocol or address.
+    """
+    bindings = dict(host.get("PortBindings") or {})
+    if host.get("PublishAllPorts"):
+        for port in config.get("ExposedPorts") or {}:
+            bindings.setdefault(port, [{"HostIp": "", "HostPort": ""}])
+    requests = []
+    for key, entries in bindings.items():
+        number, _, protocol = str(key).partition("/")
+        protocol = protocol or "tcp"
+        if protocol not in ("tcp", "udp", "sctp"):
+            raise InvalidParameter(f"invalid protocol: {protocol} (in {key})")
+        private = _port_number(number, "container port")
+        for entry in entries or [{}]:
+            host_ip = str((entry or {}).get("HostIp") or "0.0.0.0")
+            try:
+                ipaddress.ip_address(host_ip)
+            except ValueError:
+                raise InvalidParameter(f"invalid IP address: {host_ip}") from None
+            ports = _host_ports(str((entry or {}).get("HostPort") or ""))
+            requests.append(PortRequest(private, protocol, host_ip, ports))
+    return requests

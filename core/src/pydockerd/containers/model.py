@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from pydockerd.containers.config import MountPoint, RestartPolicy, restart_polic
 
 __all__ = [
     "ZERO_TIME",
+    "Attachment",
     "Container",
     "State",
     "parse_rfc3339",
@@ -58,6 +60,45 @@ def write_json_atomically(path: Path, data: Any) -> None:
         f.flush()
         os.fsync(f.fileno())
     tmp.replace(path)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One network of a container, as ``NetworkSettings.Networks`` shows it; the endpoint
+    fields are empty while the container does not run."""
+
+    network: str
+    network_id: str
+    gateway: str = ""
+    endpoint_id: str = ""
+    address: str = ""
+    """With the prefix length: ``10.210.0.2/16``."""
+    mac: str = ""
+    aliases: tuple[str, ...] = ()
+    requested_address: str = ""
+    dns_names: tuple[str, ...] = ()
+
+    def to_api(self) -> dict[str, Any]:
+        ip, _, prefix = self.address.partition("/")
+        return {
+            "IPAMConfig": {"IPv4Address": self.requested_address}
+            if self.requested_address
+            else None,
+            "Links": None,
+            "Aliases": list(self.aliases) or None,
+            "MacAddress": self.mac,
+            "DriverOpts": None,
+            "GwPriority": 0,
+            "NetworkID": self.network_id,
+            "EndpointID": self.endpoint_id,
+            "Gateway": self.gateway if ip else "",
+            "IPAddress": ip,
+            "IPPrefixLen": int(prefix) if prefix else 0,
+            "IPv6Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "DNSNames": list(self.dns_names) or None,
+        }
 
 
 @dataclass
@@ -118,6 +159,9 @@ class Container:
     if the image is deleted (``rmi -f``), so its layers are never collected under it."""
     mounts: list[MountPoint] = field(default_factory=list)
     networking_config: dict[str, Any] = field(default_factory=dict)
+    """``{"EndpointsConfig": {network name: endpoint settings}}``, the primary network first."""
+    ports: list[dict[str, Any]] = field(default_factory=list)
+    """Published ports while it runs: ``HostIp``, ``HostPort``, ``PrivatePort``, ``Type``."""
     state: State = field(default_factory=State)
     restart_count: int = 0
     manually_stopped: bool = False
@@ -174,7 +218,12 @@ class Container:
 
     # -- Engine API shapes ------------------------------------------------------------
 
-    def inspect(self, graph_driver: dict[str, str], size: tuple[int, int] | None) -> dict[str, Any]:
+    def inspect(
+        self,
+        graph_driver: dict[str, str],
+        size: tuple[int, int] | None,
+        attachments: Sequence[Attachment] = (),
+    ) -> dict[str, Any]:
         """``GET /containers/{id}/json``."""
         body: dict[str, Any] = {
             "Id": self.id,
@@ -203,56 +252,77 @@ class Container:
             "GraphDriver": {"Name": self.storage_driver, "Data": graph_driver or None},
             "Mounts": [m.to_api() for m in self.mounts],
             "Config": self.config,
-            "NetworkSettings": self.network_settings(),
+            "NetworkSettings": self.network_settings(attachments),
         }
         if size is not None:
             body["SizeRw"], body["SizeRootFs"] = size
         return body
 
-    def network_settings(self) -> dict[str, Any]:
-        """``NetworkSettings``: until networks exist (issue 5), the network the container
-        asked for, with no address."""
-        mode = str(self.host_config.get("NetworkMode") or "bridge")
-        networks: dict[str, Any] = {}
-        if not mode.startswith("container:"):
-            networks[mode] = {
-                "IPAMConfig": None,
-                "Links": None,
-                "Aliases": None,
-                "MacAddress": "",
-                "NetworkID": "",
-                "EndpointID": "",
-                "Gateway": "",
-                "IPAddress": "",
-                "IPPrefixLen": 0,
-                "IPv6Gateway": "",
-                "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0,
-                "DriverOpts": None,
-                "DNSNames": None,
-            }
+    def network_settings(self, attachments: Sequence[Attachment]) -> dict[str, Any]:
+        """``NetworkSettings``: each network the container is on, its address there while it
+        runs, and its published ports. The top-level address fields are the default bridge
+        network's, as Docker fills them."""
+        networks = {a.network: a.to_api() for a in attachments}
+        default = next((a for a in attachments if a.network == "bridge"), None)
+        address = default.address if default else ""
+        running = self.state.status in ("running", "paused")
         return {
             "Bridge": "",
-            "SandboxID": "",
-            "SandboxKey": "",
+            "SandboxID": self.id if running else "",
+            "SandboxKey": f"/proc/{self.state.pid}/ns/net" if running else "",
             "HairpinMode": False,
             "LinkLocalIPv6Address": "",
             "LinkLocalIPv6PrefixLen": 0,
-            "Ports": {},
+            "Ports": self.port_map() if running else {},
             "SecondaryIPAddresses": None,
             "SecondaryIPv6Addresses": None,
-            "EndpointID": "",
-            "Gateway": "",
+            "EndpointID": default.endpoint_id if default else "",
+            "Gateway": default.gateway if default and address else "",
             "GlobalIPv6Address": "",
             "GlobalIPv6PrefixLen": 0,
-            "IPAddress": "",
-            "IPPrefixLen": 0,
+            "IPAddress": address.split("/")[0],
+            "IPPrefixLen": int(address.split("/")[1]) if address else 0,
             "IPv6Gateway": "",
-            "MacAddress": "",
+            "MacAddress": default.mac if default else "",
             "Networks": networks,
         }
 
-    def summary(self, size: tuple[int, int] | None) -> dict[str, Any]:
+    def port_map(self) -> dict[str, list[dict[str, str]] | None]:
+        """``NetworkSettings.Ports``: every exposed or published port, with its bindings."""
+        exposed = self.config.get("ExposedPorts") or {}
+        result: dict[str, list[dict[str, str]] | None] = dict.fromkeys(exposed)
+        for binding in self.ports:
+            key = f"{binding['PrivatePort']}/{binding['Type']}"
+            result.setdefault(key, None)
+            result[key] = [
+                *(result[key] or []),
+                {"HostIp": binding["HostIp"], "HostPort": str(binding["HostPort"])},
+            ]
+        return result
+
+    def port_summary(self) -> list[dict[str, Any]]:
+        """``Ports`` of ``ps``: published ports with their host side, exposed ones without."""
+        if self.state.status not in ("running", "paused"):
+            return []
+        published = {(b["PrivatePort"], b["Type"]) for b in self.ports}
+        summary: list[dict[str, Any]] = [
+            {
+                "IP": b["HostIp"],
+                "PrivatePort": b["PrivatePort"],
+                "PublicPort": b["HostPort"],
+                "Type": b["Type"],
+            }
+            for b in self.ports
+        ]
+        for port in self.config.get("ExposedPorts") or {}:
+            number, _, protocol = port.partition("/")
+            if (int(number), protocol or "tcp") not in published:
+                summary.append({"PrivatePort": int(number), "Type": protocol or "tcp"})
+        return summary
+
+    def summary(
+        self, size: tuple[int, int] | None, attachments: Sequence[Attachment] = ()
+    ) -> dict[str, Any]:
         """One item of ``GET /containers/json``."""
         body: dict[str, Any] = {
             "Id": self.id,
@@ -261,12 +331,12 @@ class Container:
             "ImageID": self.image_id,
             "Command": self.command_line(),
             "Created": int(parse_rfc3339(self.created)),
-            "Ports": [],
+            "Ports": self.port_summary(),
             "Labels": self.labels,
             "State": self.state.status,
             "Status": status_line(self.state),
             "HostConfig": {"NetworkMode": self.host_config.get("NetworkMode", "bridge")},
-            "NetworkSettings": {"Networks": self.network_settings()["Networks"]},
+            "NetworkSettings": {"Networks": self.network_settings(attachments)["Networks"]},
             "Mounts": [m.to_api() for m in self.mounts],
         }
         if size is not None:

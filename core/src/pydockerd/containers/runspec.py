@@ -135,6 +135,7 @@ def etc_files(
     hostname: str,
     domainname: str,
     *,
+    own_addresses: Sequence[str] = (),
     extra_hosts: Sequence[str] = (),
     dns: Sequence[str] = (),
     dns_search: Sequence[str] = (),
@@ -142,7 +143,9 @@ def etc_files(
     host_network: bool = False,
     host_resolv: Path = Path("/etc/resolv.conf"),
 ) -> None:
-    """Write the container's ``hosts``, ``hostname`` and ``resolv.conf`` into ``directory``.
+    """Write the container's ``hosts`` (with its own addresses), ``hostname`` and
+    ``resolv.conf`` into ``directory``, in place (they are bind-mounted into a running
+    container: a new file would not be seen).
 
     ``resolv.conf`` is the host's, without the loopback name servers the container could not
     reach from its own network namespace (on the host network it is the host's as it is);
@@ -151,6 +154,8 @@ def etc_files(
     """
     (directory / "hostname").write_text(f"{hostname}\n")
     hosts = _HOSTS_HEAD
+    for address in own_addresses:
+        hosts += f"{address}\t{hostname}\n"
     for entry in extra_hosts:
         name, _, address = entry.rpartition(":")
         if not name:

@@ -39,12 +39,21 @@ from pydockerd.containers.config import (
     host_config,
     mount_points,
     parse_signal,
+    port_requests,
 )
-from pydockerd.containers.model import ZERO_TIME, Container, State, parse_rfc3339, rfc3339_nano
+from pydockerd.containers.model import (
+    ZERO_TIME,
+    Attachment,
+    Container,
+    State,
+    parse_rfc3339,
+    rfc3339_nano,
+)
 from pydockerd.containers.names import random_name, valid_name
 from pydockerd.containers.runspec import build_spec, etc_files, resolve_user, user_mounts
 from pydockerd.errors import (
     Conflict,
+    Forbidden,
     InvalidParameter,
     NotFound,
     NotModified,
@@ -54,6 +63,8 @@ from pydockerd.errors import (
 )
 from pydockerd.fsutil import resolve_in_root
 from pydockerd.images.service import ImageService
+from pydockerd.networks.service import NetworkService
+from pydockerd.networks.store import EndpointRecord
 from pydockerd.plugin import ContainerSpec, LogContext, LogDriver, StartError, StorageDriver
 from pydockerd.supervisor.client import Stream, SupervisorClient
 from pydockerd.volumes.service import VolumeService
@@ -126,6 +137,7 @@ class ContainerService:
         images: ImageService,
         storage: StorageDriver,
         volumes: VolumeService,
+        networks: NetworkService,
         log_drivers: dict[str, LogDriver],
         runtimes: set[str],
         supervisor: SupervisorClient | None,
@@ -140,6 +152,7 @@ class ContainerService:
         self.images = images
         self.storage = storage
         self.volumes = volumes
+        self.networks = networks
         self.log_drivers = log_drivers
         self.runtimes = runtimes
         self._supervisor = supervisor
@@ -159,6 +172,7 @@ class ContainerService:
         images.layers_in_use_by_containers = lambda: set(self.containers)
         images.chains_in_use_by_containers = self._image_chains
         volumes.users = self.volume_users
+        networks.names_of = self._dns_names
 
     @property
     def supervisor(self) -> SupervisorClient:
@@ -245,7 +259,8 @@ class ContainerService:
         runtime = host.get("Runtime") or self.default_runtime
         if runtime not in self.runtimes:
             raise InvalidParameter(f"unknown or invalid runtime name: {runtime}")
-        self._check_network_mode(str(host["NetworkMode"]))
+        networking = self._networking_config(host, body.get("NetworkingConfig") or {})
+        port_requests(config, host)  # checks them
         if name:
             name = valid_name(name)
             if name in self.names:
@@ -286,7 +301,7 @@ class ContainerService:
                 log_options=log_options,
                 image_layer=image.top_layer or "",
                 mounts=mounts,
-                networking_config=dict(body.get("NetworkingConfig") or {}),
+                networking_config=networking,
             )
             container.save()
         except BaseException:
@@ -301,18 +316,47 @@ class ContainerService:
         self.emit("container", "create", container.id, **container.event_attributes())
         return container, []
 
-    def _check_network_mode(self, mode: str) -> None:
-        """Not 404 for a missing network: the CLI takes any 404 of create for a missing
-        image and tries to pull it."""
-        if mode in ("bridge", "none", "host"):
-            return
+    def _networking_config(self, host: dict[str, Any], requested: dict[str, Any]) -> dict[str, Any]:
+        """The networks a new container is to be on, by name, the primary one
+        (``NetworkMode``) first, each network checked.
+
+        Not 404 for a missing network: the CLI takes any 404 of create for a missing image
+        and pulls it.
+        """
+        mode = str(host["NetworkMode"])
+        asked = dict(requested.get("EndpointsConfig") or {})
+        if "default" in asked:  # what the CLI sends for the network of NetworkMode "default"
+            asked.setdefault(mode, asked.pop("default"))
         if mode.startswith("container:"):
             try:
                 self.get(mode.split(":", 1)[1])
             except NotFound as e:
                 raise InvalidParameter(str(e)) from None
-            return
-        raise InvalidParameter(f"network {mode} not found")
+            if asked:
+                raise InvalidParameter(
+                    "conflicting options: container type network can't be used with other networks"
+                )
+            return {"EndpointsConfig": {}}
+        endpoints: dict[str, Any] = {}
+        for name in [mode, *(n for n in asked if n != mode)]:
+            try:
+                network = self.networks.get(name)
+            except NotFound as e:
+                raise InvalidParameter(str(e)) from None
+            settings = dict(asked.get(name) or {})
+            if settings.get("Aliases") and network.name == "bridge":
+                raise InvalidParameter(
+                    "network-scoped alias is supported only for containers in user defined networks"
+                )
+            if network.name in ("host", "none") and len(asked.keys() - {name}) > 0:
+                raise InvalidParameter(
+                    f"container cannot be disconnected from {network.name} network or "
+                    "connected to another network"
+                )
+            endpoints[network.name] = settings
+        if mode not in ("bridge", "host", "none"):
+            host["NetworkMode"] = self.networks.get(mode).name
+        return {"EndpointsConfig": endpoints}
 
     async def _create_volumes(
         self, mounts: list[MountPoint], created: list[str]
@@ -397,17 +441,8 @@ class ContainerService:
         user = await asyncio.to_thread(
             resolve_user, rootfs, str(config.get("User") or ""), list(host.get("GroupAdd") or [])
         )
-        await asyncio.to_thread(
-            etc_files,
-            container.directory,
-            str(config.get("Hostname") or ""),
-            str(config.get("Domainname") or ""),
-            extra_hosts=list(host.get("ExtraHosts") or []),
-            dns=list(host.get("Dns") or []),
-            dns_search=list(host.get("DnsSearch") or []),
-            dns_options=list(host.get("DnsOptions") or []),
-            host_network=host.get("NetworkMode") == "host",
-        )
+        await self._allocate_endpoints(container)
+        await self._write_etc_files(container)
         spec = build_spec(
             container_id=container.id,
             root=rootfs,
@@ -436,6 +471,10 @@ class ContainerService:
             },
             exit_file=str(container.exit_file),
         )
+        netns = Path(f"/proc/{int(result['pid'])}/ns/net")
+        for endpoint in self.networks.endpoints(container_id=container.id):
+            await self.networks.join(endpoint, netns)
+        await self._publish_ports(container)
         pending, live.pending_attach = live.pending_attach, []
         for future, streams in pending:
             if future.done():
@@ -478,6 +517,215 @@ class ContainerService:
         if container.host_config.get("AutoRemove"):
             self._spawn(self._auto_remove(container, container.state.exit_code))
 
+    def _networks_of(self, container: Container) -> list[tuple[str, dict[str, Any]]]:
+        """The networks the container is to be on (name, endpoint settings), primary first."""
+        return list((container.networking_config.get("EndpointsConfig") or {}).items())
+
+    async def _allocate_endpoints(self, container: Container) -> None:
+        """An address on each of the container's networks (``--ip`` where asked), recorded
+        before the container exists, so that nobody else gets it."""
+        try:
+            for name, settings in self._networks_of(container):
+                await self._allocate_endpoint(container, name, settings)
+        except BaseException:
+            for endpoint in self.networks.endpoints(container_id=container.id):
+                await self.networks.release(endpoint, None)
+            raise
+
+    async def _allocate_endpoint(
+        self, container: Container, name: str, settings: dict[str, Any]
+    ) -> EndpointRecord | None:
+        try:
+            network = self.networks.get(name)
+        except NotFound as e:
+            raise InvalidParameter(str(e)) from None
+        used = {e.interface for e in self.networks.endpoints(container_id=container.id)}
+        interface = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
+        aliases = list(settings.get("Aliases") or [])
+        if network.name not in ("bridge", "host", "none"):
+            aliases.append(container.id[:12])  # Docker's: the short ID resolves too
+        return await self.networks.allocate(
+            network,
+            container.id,
+            interface,
+            aliases=aliases,
+            address=(settings.get("IPAMConfig") or {}).get("IPv4Address") or None,
+        )
+
+    async def _write_etc_files(self, container: Container) -> None:
+        """``hosts`` (with the container's own addresses), ``hostname`` and ``resolv.conf``
+        (the network's DNS server on a user-defined network)."""
+        config, host = container.config, container.host_config
+        endpoints = self.networks.endpoints(container_id=container.id)
+        dns = list(host.get("Dns") or [])
+        if not dns:
+            for endpoint in endpoints:
+                server = self.networks.dns_address(self.networks.get(endpoint.network_id))
+                if server:
+                    dns = [server]
+                    break
+        await asyncio.to_thread(
+            etc_files,
+            container.directory,
+            str(config.get("Hostname") or ""),
+            str(config.get("Domainname") or ""),
+            own_addresses=[e.address.split("/")[0] for e in endpoints],
+            extra_hosts=list(host.get("ExtraHosts") or []),
+            dns=dns,
+            dns_search=list(host.get("DnsSearch") or []),
+            dns_options=list(host.get("DnsOptions") or []),
+            host_network=host.get("NetworkMode") == "host",
+        )
+
+    async def _publish_ports(self, container: Container) -> None:
+        """Proxies from the host ports to the container's address on its first network (they
+        live in the supervisor); a range takes its first free port, as Docker's."""
+        endpoints = self.networks.endpoints(container_id=container.id)
+        requests = port_requests(container.config, container.host_config)
+        if not requests or not endpoints:
+            container.ports = []
+            return
+        target = endpoints[0].address.split("/")[0]
+        published: list[dict[str, Any]] = []
+        for request in requests:
+            error: PydockerdError | None = None
+            for candidate in request.host_ports:
+                mapping = {
+                    "host_ip": request.host_ip,
+                    "host_port": candidate,
+                    "protocol": request.protocol,
+                    "target_ip": target,
+                    "target_port": request.private_port,
+                }
+                try:
+                    result = await self.supervisor.call(
+                        "publish", id=container.id, mappings=[mapping]
+                    )
+                except Conflict as e:
+                    error = e
+                    continue
+                published.append(
+                    {
+                        "HostIp": request.host_ip,
+                        "HostPort": int(result["ports"][0]),
+                        "PrivatePort": request.private_port,
+                        "Type": request.protocol,
+                    }
+                )
+                break
+            else:
+                raise Conflict(
+                    "driver failed programming external connectivity on endpoint "
+                    f"{container.name} ({endpoints[0].id}): {error}"
+                )
+        container.ports = published
+
+    def attachments(self, container: Container) -> list[Attachment]:
+        """The container's networks as inspect shows them."""
+        endpoints = {e.network_id: e for e in self.networks.endpoints(container_id=container.id)}
+        found = []
+        for name, settings in self._networks_of(container):
+            try:
+                network = self.networks.get(name)
+            except NotFound:
+                found.append(Attachment(network=name, network_id=""))
+                continue
+            endpoint = endpoints.get(network.id)
+            requested = (settings.get("IPAMConfig") or {}).get("IPv4Address") or ""
+            user_defined = network.name not in ("bridge", "host", "none")
+            found.append(
+                Attachment(
+                    network=network.name,
+                    network_id=network.id,
+                    gateway=network.gateway,
+                    endpoint_id=endpoint.id if endpoint else "",
+                    address=endpoint.address if endpoint else "",
+                    mac=endpoint.mac if endpoint else "",
+                    aliases=tuple(settings.get("Aliases") or ()),
+                    requested_address=requested,
+                    dns_names=(*self._dns_names(container.id), *endpoint.aliases)
+                    if endpoint and user_defined
+                    else (),
+                )
+            )
+        return found
+
+    def _dns_names(self, container_id: str) -> list[str]:
+        container = self.containers.get(container_id)
+        if container is None:
+            return []
+        return list(dict.fromkeys([container.name, str(container.config.get("Hostname") or "")]))
+
+    def network_users(self, network_id: str) -> bool:
+        """Whether a container is on, or asks for, the network."""
+        network = self.networks.get(network_id)
+        return any(
+            network.name in (c.networking_config.get("EndpointsConfig") or {})
+            for c in self.containers.values()
+        )
+
+    async def connect(
+        self, container: Container, network_name: str, settings: dict[str, Any]
+    ) -> None:
+        """``POST /networks/{id}/connect``: on its next start, and now if it runs.
+
+        :raises Forbidden: it is on the network already, or shares another namespace.
+        """
+        network = self.networks.get(network_name)
+        async with self.live[container.id].lock:
+            wanted = container.networking_config.setdefault("EndpointsConfig", {})
+            mode = str(container.host_config.get("NetworkMode") or "")
+            if mode in ("host", "none") or mode.startswith("container:"):
+                raise Forbidden(
+                    f"container sharing network namespace with another container or host "
+                    f"cannot be connected to any other network (it uses {mode!r})"
+                )
+            if network.name in ("host", "none"):
+                raise Forbidden(
+                    f"container cannot be disconnected from {mode} network or connected to "
+                    f"{network.name} network"
+                )
+            if network.name in wanted:
+                raise Forbidden(
+                    f"endpoint with name {container.name} already exists in network {network.name}"
+                )
+            if settings.get("Aliases") and network.name == "bridge":
+                raise InvalidParameter(
+                    "network-scoped alias is supported only for containers in user defined networks"
+                )
+            if container.state.status in ("running", "paused"):
+                endpoint = await self._allocate_endpoint(container, network.name, settings)
+                if endpoint is not None:
+                    await self.networks.join(endpoint, Path(f"/proc/{container.state.pid}/ns/net"))
+                    await self._write_etc_files(container)
+            wanted[network.name] = settings
+            container.save()
+
+    async def disconnect(self, container: Container, network_name: str) -> None:
+        """``POST /networks/{id}/disconnect``.
+
+        :raises Forbidden: it is not on the network (Docker's message).
+        """
+        network = self.networks.get(network_name)
+        async with self.live[container.id].lock:
+            wanted = container.networking_config.setdefault("EndpointsConfig", {})
+            if network.name not in wanted:
+                raise Forbidden(
+                    f"container {container.id} is not connected to network {network.name}"
+                )
+            if network.name in ("host", "none"):
+                raise Forbidden(f"container cannot be disconnected from {network.name} network")
+            running = container.state.status in ("running", "paused")
+            for endpoint in self.networks.endpoints(
+                container_id=container.id, network_id=network.id
+            ):
+                netns = Path(f"/proc/{container.state.pid}/ns/net") if running else None
+                await self.networks.release(endpoint, netns)
+            del wanted[network.name]
+            container.save()
+            if running:
+                await self._write_etc_files(container)
+
     def _namespaces(self, container: Container) -> dict[str, str]:
         # a cgroup namespace of its own: /sys/fs/cgroup shows the container's cgroup as root
         namespaces = {"pid": "", "mount": "", "uts": "", "ipc": "", "network": "", "cgroup": ""}
@@ -498,8 +746,11 @@ class ContainerService:
         return live.rootfs
 
     async def _release(self, container: Container) -> None:
-        """Undo what a start mounted: volumes, then the root filesystem."""
+        """Undo what a start made: endpoints (the container's namespace is gone, or about
+        to go), volumes, then the root filesystem."""
         live = self.live[container.id]
+        for endpoint in self.networks.endpoints(container_id=container.id):
+            await self.networks.release(endpoint, None)
         for point in container.mounts:
             if point.type == "volume":
                 with contextlib.suppress(PydockerdError):
@@ -554,6 +805,7 @@ class ContainerService:
         code = int(event.get("exit_code") or 0)
         finished = int(event.get("finished_at") or time.time_ns())
         oom = bool(event.get("oom_killed"))
+        container.ports = []
         container.state = State(
             status="exited",
             exit_code=code,

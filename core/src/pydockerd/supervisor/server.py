@@ -21,6 +21,8 @@ The wire protocol is in :mod:`pydockerd.supervisor.protocol`. Control operations
 ``stats``      cgroup counters (:class:`~pydockerd.spec.ResourceStats` as a dict)
 ``processes``  the pids of the container's processes
 ``exec``       a detached exec (output discarded); ``{"pid"}``
+``publish``    proxy host ports to the container (``mappings``); ``{"ports": [...]}``
+``unpublish``  stop the container's port proxies (they stop by themselves when it exits)
 ``forget``     drop an exited container's record (the daemon has its exit status)
 ``cleanup``    ``runtime.delete`` for a container an earlier supervisor left behind
 =============  ==========================================================================
@@ -67,6 +69,7 @@ from pydockerd.plugin import (
     StartError,
     Stdio,
 )
+from pydockerd.supervisor.ports import PortMapping, PortProxy
 from pydockerd.supervisor.protocol import (
     EXIT_STREAM,
     STDERR,
@@ -306,6 +309,8 @@ class _Container:
     finished_at: int = 0
     oom_killed: bool = False
     execs: dict[str, _Process] = field(default_factory=dict)
+    proxies: list[PortProxy] = field(default_factory=list)
+    """Its published ports: they live here, so they work on while the daemon restarts."""
     done: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once the exit is recorded."""
 
@@ -547,6 +552,28 @@ class Supervisor:
     async def op_processes(self, message: dict[str, Any]) -> Any:
         return await self._running(message["id"]).runtime.processes(message["id"])
 
+    async def op_publish(self, message: dict[str, Any]) -> Any:
+        """Start a proxy per mapping; all or none (a port in use stops the others again)."""
+        container = self._container(message["id"])
+        if container.state == "exited":
+            raise Conflict(f"container {container.id} is not running")
+        started: list[PortProxy] = []
+        ports = []
+        try:
+            for mapping in message["mappings"]:
+                proxy = PortProxy(PortMapping(**mapping))
+                ports.append(await proxy.start())
+                started.append(proxy)
+        except BaseException:
+            for proxy in started:
+                await proxy.close()
+            raise
+        container.proxies.extend(started)
+        return {"ports": ports}
+
+    async def op_unpublish(self, message: dict[str, Any]) -> Any:
+        await _close_proxies(self._container(message["id"]))
+
     async def op_forget(self, message: dict[str, Any]) -> Any:
         container = self.containers.get(message["id"])
         if container is not None and container.state == "exited":
@@ -602,6 +629,7 @@ class Supervisor:
         """When the first process exits: its output, the OOM verdict, the cgroup, the record."""
         process = container.process
         await process.exited.wait()
+        await _close_proxies(container)
         await process.drain_output()
         if container.log_writer is not None:
             container.log_writer.close()
@@ -813,6 +841,13 @@ async def _closed(writer: asyncio.StreamWriter) -> None:
     """Wait until the connection is closed (by the supervisor when output ended, or the peer)."""
     with contextlib.suppress(ConnectionError):
         await writer.wait_closed()
+
+
+async def _close_proxies(container: _Container) -> None:
+    proxies, container.proxies = container.proxies, []
+    for proxy in proxies:
+        with contextlib.suppress(Exception):
+            await proxy.close()
 
 
 def _close_all(fds: list[int]) -> None:

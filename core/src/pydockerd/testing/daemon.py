@@ -25,7 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DaemonProcess", "DaemonStartError", "UnixHTTPConnection", "start_daemon"]
+__all__ = [
+    "DaemonNetwork",
+    "DaemonProcess",
+    "DaemonStartError",
+    "UnixHTTPConnection",
+    "start_daemon",
+]
 
 
 class DaemonStartError(RuntimeError):
@@ -62,6 +68,8 @@ class DaemonProcess:
     argv: list[str] = field(default_factory=list)
     daemon_env: dict[str, str] = field(default_factory=dict)
     cgroup_parent: str = ""
+    network: DaemonNetwork | None = None
+    """The daemon's own network names and addresses, released by :meth:`cleanup`."""
 
     @property
     def host(self) -> str:
@@ -164,6 +172,8 @@ class DaemonProcess:
         from pydockerd.testing.drivers import detach_mounts_under  # the kit's light: lazily
 
         detach_mounts_under(self.base_dir)
+        if self.network is not None:
+            self.network.release()
         self.notify_socket.close()
         shutil.rmtree(self.base_dir, ignore_errors=True)
 
@@ -201,9 +211,11 @@ def start_daemon(
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(notify_path))
     cgroup_parent = f"pydockerd-test-{base.name}"
+    network = DaemonNetwork.take(with_bridge_driver=Path(python) == Path(sys.executable))
     full_env = {
         **os.environ,
         "PYDOCKERD_CGROUP_PARENT": cgroup_parent,
+        **network.environment(),
         **(env or {}),
         "NOTIFY_SOCKET": str(notify_path),
     }
@@ -217,6 +229,7 @@ def start_daemon(
         notify_socket=notify,
         daemon_env=full_env,
         cgroup_parent=full_env["PYDOCKERD_CGROUP_PARENT"],
+        network=network,
     )
     daemon.argv = [
         str(python),
@@ -267,6 +280,81 @@ def _wait_ready(daemon: DaemonProcess, notify: socket.socket, timeout: float) ->
         if "READY=1" in message.splitlines():
             return
     raise DaemonStartError(f"pydockerd did not become ready in {timeout} s:\n{daemon.log()}")
+
+
+@dataclass
+class DaemonNetwork:
+    """Network names and addresses no other test daemon on the host has: a number from 100
+    to 249, held by a lock file while the daemon lives. The default bridge is ``pdt<n>``
+    on ``10.<n>.0.0/24``, user-defined networks take ``/24`` blocks of ``10.<n>.0.0/16``
+    on devices ``pt<n>-…``, the bridge driver's nftables table is ``pdt_<n>``, and container
+    DNS forwards to ``127.0.0.1:9``, where nothing answers (tests never send DNS out)."""
+
+    number: int
+    lock: Any
+    with_bridge_driver: bool = True
+
+    @classmethod
+    def take(cls, *, with_bridge_driver: bool) -> DaemonNetwork:
+        import fcntl
+
+        for number in range(100, 250):
+            lock = Path(f"/tmp/pydockerd-test-network-{number}.lock")  # noqa: S108 - shared
+            handle = lock.open("a+")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                continue
+            return cls(number, handle, with_bridge_driver)
+        raise DaemonStartError("no free test network number (100 to 249 are all taken)")
+
+    @property
+    def default_bridge(self) -> str:
+        return f"pdt{self.number}"
+
+    @property
+    def bridge_prefix(self) -> str:
+        return f"pt{self.number}-"
+
+    @property
+    def firewall_table(self) -> str:
+        return f"pdt_{self.number}"
+
+    def environment(self) -> dict[str, str]:
+        env = {
+            "PYDOCKERD_NETWORK__DEFAULT_BRIDGE": self.default_bridge,
+            "PYDOCKERD_NETWORK__DEFAULT_SUBNET": f"10.{self.number}.0.0/24",
+            "PYDOCKERD_NETWORK__ADDRESS_POOL": f"10.{self.number}.0.0/16",
+            "PYDOCKERD_NETWORK__BRIDGE_PREFIX": self.bridge_prefix,
+            "PYDOCKERD_NETWORK__DNS_UPSTREAMS": "127.0.0.1:9",
+        }
+        if self.with_bridge_driver and _bridge_installed():
+            env["PYDOCKERD_PLUGINS"] = json.dumps(
+                {"network.bridge": {"firewall_table": self.firewall_table}}
+            )
+        return env
+
+    def release(self) -> None:
+        """Delete what the daemon left of its networks (its bridges, their table), and give
+        the number back."""
+        links = subprocess.run(
+            ["ip", "-o", "link", "show"], capture_output=True, text=True, check=False
+        ).stdout
+        for line in links.splitlines():
+            name = line.split(":")[1].strip().split("@")[0]
+            if name == self.default_bridge or name.startswith(self.bridge_prefix):
+                subprocess.run(["ip", "link", "delete", name], capture_output=True, check=False)
+        subprocess.run(
+            ["nft", "delete", "table", "ip", self.firewall_table], capture_output=True, check=False
+        )
+        self.lock.close()
+
+
+def _bridge_installed() -> bool:
+    import importlib.metadata
+
+    return any(ep.name == "bridge" for ep in importlib.metadata.entry_points(group="pydockerd"))
 
 
 def _end_process(pid: int, timeout: float = 15.0) -> None:
