@@ -22,10 +22,11 @@ Use it from a driver package's tests by deriving a ``Test*`` class from
 
 A :class:`NetworkLab` (the ``lab`` fixture) hands out networks with device names, subnets and
 IDs of their own (a random token per lab; subnets ``10.<50-99>.<n>.0/24`` that no route of
-the host overlaps, as the daemon's test kit takes ``10.100`` and up), starts containers,
-joins them through the driver and records what it made. Afterwards, even when a test fails,
-it leaves every endpoint, deletes every network through the driver, kills every container's
-process and deletes any link or device of its own still there, then calls
+the host overlaps and that no other test holds, by a lock file in
+``/tmp/pydockerd-test-subnets``; the daemon's test kit takes ``10.100`` and up), starts
+containers, joins them through the driver and records what it made. Afterwards, even when a
+test fails, it leaves every endpoint, deletes every network through the driver, kills every
+container's process and deletes any link or device of its own still there, then calls
 :meth:`NetworkDriverSuite.force_cleanup`. Tests run in parallel (``pytest -n 2``) with each
 other and with daemons.
 
@@ -78,6 +79,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import itertools
 import json
 import os
@@ -94,7 +96,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TextIO
 
 import pytest
 from loguru import logger
@@ -131,8 +133,7 @@ _PR_SET_PDEATHSIG = 1
 _TIMEOUT = 10.0  # seconds for a helper command or a namespace to appear
 _UNREACHABLE_AFTER = 1.0  # seconds a connection or ping gets before it counts as dropped
 _libc = ctypes.CDLL(None, use_errno=True)
-_issued: set[IPv4Network] = set()  # subnets this process handed out
-_issued_lock = threading.Lock()
+_SUBNET_LOCKS = Path("/tmp/pydockerd-test-subnets")  # noqa: S108 - shared by every test process
 
 
 # --------------------------------------------------------------------------------------
@@ -207,19 +208,30 @@ def _networks_of_routes(routes: list[Json]) -> list[tuple[IPv4Network, Json]]:
     return found
 
 
-async def _free_subnet() -> IPv4Network:
+async def _free_subnet(held: list[TextIO]) -> IPv4Network:
     """A /24 of ``10.50.0.0``-``10.99.255.0`` that no route or address of the host overlaps
-    and that this process has not handed out."""
+    and that no other test holds: its lock file (under ``/tmp/pydockerd-test-subnets``) is
+    locked and appended to ``held``, until closed."""
     used = [n for n, _ in _networks_of_routes(await ip_json("-4", "route", "show", "table", "all"))]
     for link in await ip_json("-4", "addr", "show"):
         used += [IPv4Interface(a).network for a in _inet_addresses(link)]
+    return _lock_subnet(used, held)
+
+
+def _lock_subnet(used: list[IPv4Network], held: list[TextIO]) -> IPv4Network:
+    _SUBNET_LOCKS.mkdir(mode=0o755, exist_ok=True)
     chooser = random.SystemRandom()
     for _ in range(1000):
         subnet = IPv4Network(f"10.{chooser.randrange(50, 100)}.{chooser.randrange(256)}.0/24")
-        with _issued_lock:
-            if subnet in _issued or any(subnet.overlaps(u) for u in used):
-                continue
-            _issued.add(subnet)
+        if any(subnet.overlaps(u) for u in used):
+            continue
+        lock = (_SUBNET_LOCKS / f"{subnet.network_address}.lock").open("a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            continue
+        held.append(lock)
         return subnet
     raise AssertionError("no free /24 in 10.50.0.0 to 10.99.255.0: the host routes them all")
 
@@ -411,6 +423,7 @@ class NetworkLab:
         self._next_address: dict[str, Iterator[IPv4Address]] = {}
         self._counter = itertools.count()
         self._first_index = 0
+        self._subnet_locks: list[TextIO] = []
 
     async def start(self) -> None:
         self._first_index = max(await host_links(), default=0)
@@ -432,7 +445,7 @@ class NetworkLab:
     ) -> NetworkConfig:
         """A new network's configuration (not created yet)."""
         n = next(self._counter)
-        subnet = await _free_subnet()
+        subnet = await _free_subnet(self._subnet_locks)
         hosts = subnet.hosts()
         gateway = next(hosts)
         network = NetworkConfig(
@@ -520,7 +533,10 @@ class NetworkLab:
         answers only its own subnet, so only masqueraded traffic gets an answer."""
         n = len(self.outsides)
         outside = Outside(
-            await _spawn(), f"outside {n}", f"po{self.token}{n}", await _free_subnet()
+            await _spawn(),
+            f"outside {n}",
+            f"po{self.token}{n}",
+            await _free_subnet(self._subnet_locks),
         )
         self.outsides.append(outside)
         await run(
@@ -653,6 +669,8 @@ class NetworkLab:
         if self.on_cleanup is not None:
             with _logged("force_cleanup"):
                 await self.on_cleanup(self.driver)
+        for lock in self._subnet_locks:
+            lock.close()
 
 
 @contextlib.asynccontextmanager
