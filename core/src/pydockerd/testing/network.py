@@ -61,7 +61,8 @@ What the suite checks (for drivers that connect containers):
    not another network, not a host address on another network's bridge, not the outside
    (with a default route, so only a rule can stop them); a container of a normal network
    reaches both of the last two;
-5. a container reaches the outside, masqueraded (:attr:`~NetworkDriverSuite.masquerades`);
+5. a container reaches the outside, masqueraded (:attr:`~NetworkDriverSuite.masquerades`),
+   and nothing from the outside opens a connection to it, even with a route to it;
 6. ``leave`` removes the interface and the host end; again is fine; after the namespace died
    (``netns=None``, or the dead process's path) too;
 7. ``delete_network`` removes the device, its address and routes, and every rule naming it,
@@ -926,6 +927,10 @@ class NetworkDriverSuite:
         seen = await lab.reaches(container, outside, outside.address)
         assert seen == (outside.host_address if self.masquerades else address)
         assert await lab.pings(container, outside.address)
+        if self.masquerades:  # behind NAT, nothing from beyond opens a connection to it
+            routed = await lab.outside(route_back=True)
+            assert await lab.reaches(routed, container, address) is None, "from beyond"
+            assert await lab.reaches(container, routed, routed.address) == routed.host_address
 
     # -- 4. leave
 
