@@ -65,7 +65,8 @@ class BridgeConfig(DriverConfig):
     one host different ones."""
     firewall: bool = True
     """Write NAT and isolation rules (needs nft). ``false``: none at all, as Docker's
-    ``--iptables=false``; containers then reach only their network and the host."""
+    ``--iptables=false``: networks are not isolated, and what leaves the host keeps the
+    containers' addresses."""
     ip_forward: bool = True
     """Turn ``net.ipv4.ip_forward`` on when a network is created, as Docker does; ``false``
     leaves it to the operator."""

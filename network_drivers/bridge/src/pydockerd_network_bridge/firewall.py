@@ -4,7 +4,8 @@ The table (family ``ip``, named by ``firewall_table``) is written from the set o
 the driver instance knows, and replaced in one ``nft -f -`` transaction: the kernel swaps the
 old table for the new one atomically, so no packet ever sees half a ruleset, and deleting the
 table is the whole clean-up. Every rule names one of the driver's bridges (``iifname`` /
-``oifname``), so traffic that does not enter or leave them is never touched.
+``oifname``; NAT also its subnet), so traffic that does not enter or leave them is never
+touched.
 """
 
 from __future__ import annotations
