@@ -51,6 +51,18 @@ CONTAINER_CREATE = [
     " -p 127.0.0.1::81 -p 6000-6010:60 busybox",
     "create -P --expose 80 --expose 90-91/udp --expose 7000/sctp busybox",
     "create --dns 1.1.1.1 --dns 127.0.0.1 --dns-search example.com --dns-option ndots:2 busybox",
+    "create --network Name=MyNet,Alias=X,alias=y,ip=10.0.0.3,ip6=fd00::3,driver-opt=K=V"
+    ",mac-address=02:42:AC:11:00:02,link-local-ip=169.254.1.1,gw-priority=3 busybox",
+    "create --network name=a --network name=b,alias=q busybox",
+    "create --network mynet --network name=b,alias=q busybox",
+    "create --network name=host busybox",
+    "create --network 'name= mynet ,alias= a' busybox",
+    "create --network mynet --ip6 fd00::5 --mac-address 02-42-AC-11-00-02 --link a:b --link c"
+    " --link-local-ip 169.254.1.1 --link-local-ip fe80::1 --network other busybox",
+    "create --ip6 fd00::5 --mac-address 02:42:ac:11:00:02 --link a:b busybox",
+    "create --network bridge --link a busybox",
+    "create --publish target=80,published=8080,protocol=udp --publish target=81,mode=host"
+    " --publish target=82,published=8082-8083,host_ip=127.0.0.1 -p 9090:90 busybox",
 ]
 
 

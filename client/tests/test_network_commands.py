@@ -447,15 +447,73 @@ def test_create_sends_docker_networking_fields(engine: FakeDaemon, command: str)
     assert json.dumps(engine.only().json()) == json.dumps(expected)
 
 
-def test_create_warns_of_localhost_dns_as_docker(engine: FakeDaemon) -> None:
+REFUSED_NETWORKING = [
+    ("--network name=mynet,ip=1.2.3.4 --ip 1.2.3.5",
+     "conflicting options: cannot specify both --ip and per-network IPv4 address"),
+    ("--network name=mynet,alias=a --network-alias b",
+     "conflicting options: cannot specify both --network-alias and per-network alias"),
+    ("--network name=mynet,ip6=fd00::1 --ip6 fd00::2",
+     "conflicting options: cannot specify both --ip6 and per-network IPv6 address"),
+    ("--network name=mynet,mac-address=02:42:ac:11:00:02 --mac-address 02:42:ac:11:00:03",
+     "conflicting options: cannot specify both --mac-address and per-network MAC address"),
+    ("--network name=mynet,link-local-ip=169.254.1.1 --link-local-ip 169.254.1.2",
+     "conflicting options: cannot specify both --link-local-ip and per-network link-local "
+     "IP addresses"),
+    ("--network name=bridge,alias=a",
+     "network-scoped aliases are only supported for user-defined networks"),
+    ("--network-alias x", "network-scoped aliases are only supported for user-defined networks"),
+    ("--network name=mynet --network name=mynet", 'network "mynet" is specified multiple times'),
+    ("--network mynet --network host",
+     "conflicting options: cannot attach both user-defined and non-user-defined network-modes"),
+    ("--mac-address bad", "bad is not a valid mac address"),
+    ("--network name=mynet,mac-address=zz", "zz is not a valid mac address"),
+    ("--network ''", "no name set for network"),
+    ("--publish published=8080", "no port specified: 8080:/tcp<empty>"),
+    ("--publish target=80,x", "invalid publish opts format (should be name=value but got 'x')"),
+    ("--publish target=x", "invalid containerPort: x"),
+    ("-p [fe80::1%eth0]:80:80", "invalid IP address: fe80::1%eth0"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "message"), REFUSED_NETWORKING)
+def test_create_refuses_networking_flags_as_docker(
+    engine: FakeDaemon, args: str, message: str
+) -> None:
+    result = run(engine, "create", *shlex.split(args), "busybox")
+    assert (result.status, result.stderr) == (
+        125,
+        f"pydocker: {message}\n\nRun 'pydocker create --help' for more information\n",
+    )
+    assert engine.calls() == []
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("name=mynet,bogus", "invalid field bogus"),
+        ("x:y=z", "invalid field key x:y"),
+        ("alias=x", "network name/id is not specified"),
+        ("name=mynet,gw-priority=x", "invalid gw-priority (x): invalid syntax"),
+        ("name=mynet,driver-opt=novalue", "invalid key value pair format in driver options"),
+    ],
+)
+def test_create_network_flag_errors(engine: FakeDaemon, value: str, reason: str) -> None:
+    result = run(engine, "create", "--network", value, "busybox")
+    assert result.status == 125
+    assert result.stderr.splitlines()[0] == (
+        f'invalid argument "{value}" for "--network" flag: {reason}'
+    )
+
+
+def test_create_link_flag_errors_and_the_localhost_dns_warning(engine: FakeDaemon) -> None:
+    link = run(engine, "create", "--link", "a:b:c", "busybox")
+    assert (link.status, link.stderr.splitlines()[0]) == (
+        125,
+        'invalid argument "a:b:c" for "--link" flag: bad format for links: a:b:c',
+    )
     engine.reply("POST", "/containers/create", {"Id": "c" * 64, "Warnings": []}, status=201)
     result = run(engine, "create", "--dns", "1.1.1.1", "--dns", "::1", "busybox")
     assert result.stderr == "WARNING: Localhost DNS (::1) may fail in containers.\n"
-    zone = run(engine, "create", "-p", "[fe80::1%eth0]:80:80", "busybox")
-    assert (zone.status, zone.stderr.splitlines()[0]) == (
-        125,
-        "pydocker: invalid IP address: fe80::1%eth0",
-    )
 
 
 def _container(name: str, ports: list[dict[str, Any]]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ __all__ = [
     "filters_param",
     "flag_name",
     "format_option",
+    "go_parse_int",
     "parse_filters",
     "parse_go_bool",
     "parse_time",
@@ -141,6 +142,20 @@ def parse_go_bool(value: str, flag: str) -> bool:
     if value not in _GO_BOOLS:
         raise FlagError(value, flag, f'strconv.ParseBool: parsing "{value}": invalid syntax')
     return _GO_BOOLS[value]
+
+
+def go_parse_int(text: str, bits: int = 64, base: int = 10, signed: bool = True) -> int:
+    """``strconv.ParseInt`` / ``ParseUint``, with Go's error text."""
+    function = "ParseInt" if signed else "ParseUint"
+    digits = "0-7" if base == 8 else "0-9"
+    pattern = rf"[+-]?[{digits}]+" if signed else rf"[{digits}]+"
+    if not re.fullmatch(pattern, text):
+        raise ValueError(f'strconv.{function}: parsing "{text}": invalid syntax')
+    number = int(text, base)
+    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    if not low <= number <= high:
+        raise ValueError(f'strconv.{function}: parsing "{text}": value out of range')
+    return number
 
 
 class GoInt(click.ParamType[int]):

@@ -30,7 +30,8 @@ from pydocker.commands.common import (
     prune_report,
     render,
 )
-from pydocker.commands.runopts import endpoint_settings, validate_label
+from pydocker.commands.netopts import IPAddress, endpoint_settings, go_parse_ip, validate_link
+from pydocker.commands.runopts import validate_label
 from pydocker.errors import DaemonError, InvalidArgument, PydockerError
 from pydocker.formatting import Row, Template, go_time_string, short_id
 from pydocker.options import (
@@ -49,7 +50,6 @@ __all__ = ["COMMANDS", "ipam_config", "network_rows"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _TITLES = {
     "ID": "NETWORK ID",
@@ -97,33 +97,11 @@ def _string_slice(ctx: click.Context, param: click.Parameter, values: tuple[str,
     return items
 
 
-def _link(text: str) -> str:
-    """``opts.ValidateLink``: ``name`` or ``name:alias``."""
-    if not text:
-        raise ValueError("empty string specified for links")
-    if text.count(":") > 1:
-        raise ValueError(f"bad format for links: {text}")
-    return text
-
-
 def _many(*names: str, help: str, slice_: bool = False, **settings: Any) -> Callable[[F], F]:
     """A repeatable flag; ``slice_`` reads each value as pflag's ``StringSlice`` does."""
     if slice_:
         settings["callback"] = _string_slice
     return click.option(*names, multiple=True, help=help, **settings)
-
-
-def _parse_ip(text: str) -> IPAddress | None:
-    """``net.ParseIP``: an address (no zone), an IPv4-mapped one as IPv4; ``None`` if not."""
-    if "%" in text:
-        return None
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
 
 
 def _parse_cidr(text: str) -> tuple[IPAddress, IPNetwork]:
@@ -132,7 +110,7 @@ def _parse_cidr(text: str) -> tuple[IPAddress, IPNetwork]:
     :raises ValueError: ``invalid CIDR address: <text>``.
     """
     address, slash, length = text.partition("/")
-    found = _parse_ip(address)
+    found = go_parse_ip(address)
     bits = 32 if isinstance(found, ipaddress.IPv4Address) else 128
     if found is None or not slash or not length.isdigit() or int(length) > bits:
         raise ValueError(f"invalid CIDR address: {text}")
@@ -155,7 +133,7 @@ def _subnet_matches(subnet: str, data: str) -> bool:
         except ValueError as e:
             raise InvalidArgument(str(e)) from None
     else:
-        address = _parse_ip(data)
+        address = go_parse_ip(data)
     return address is not None and address.version == network.version and address in network
 
 
@@ -445,7 +423,7 @@ def _driver_options(items: Sequence[str]) -> dict[str, str]:
 @_many(
     "--link",
     metavar="CONTAINER[:ALIAS]",
-    type=Checked("link", _link),
+    type=Checked("link", validate_link),
     help="Add link to another container.",
 )
 @_many(

@@ -25,7 +25,16 @@ from typing import Any, TypeVar
 import click
 
 from pydocker.commands.common import kv_map, os_error
-from pydocker.options import Checked, FlagError, GoInt, parse_go_bool
+from pydocker.commands.netopts import (
+    Attachment,
+    ConfigError,
+    canonical_ip,
+    endpoints_config,
+    parse_attachment,
+    ports,
+    validate_link,
+)
+from pydocker.options import Checked, FlagError, GoInt, go_parse_int, parse_go_bool
 
 __all__ = [
     "PULL_POLICIES",
@@ -33,7 +42,6 @@ __all__ = [
     "ContainerConfig",
     "build",
     "container_options",
-    "endpoint_settings",
     "env_option",
     "normalize_platform",
     "parse_env_file",
@@ -74,7 +82,6 @@ _SYSCTLS = {
     "kernel.shm_rmid_forced",
 }
 _SYSCTL_PREFIXES = ("net.", "fs.mqueue.")
-_BUILTIN_NETWORKS = {"default", "bridge", "host", "none"}
 _ARCHES = {
     "x86_64": "amd64",
     "x86-64": "amd64",
@@ -90,25 +97,7 @@ _ARCHES = {
 }
 
 
-class ConfigError(Exception):
-    """A set of flags docker's ``parse`` refuses; ``str()`` is its message."""
-
-
 # -- values the flag parser checks (pflag Set errors) -------------------------------------
-
-
-def _go_parse_int(text: str, bits: int = 64, base: int = 10, signed: bool = True) -> int:
-    """``strconv.ParseInt`` / ``ParseUint``, with Go's error text."""
-    function = "ParseInt" if signed else "ParseUint"
-    digits = "0-7" if base == 8 else "0-9"
-    pattern = rf"[+-]?[{digits}]+" if signed else rf"[{digits}]+"
-    if not re.fullmatch(pattern, text):
-        raise ValueError(f'strconv.{function}: parsing "{text}": invalid syntax')
-    number = int(text, base)
-    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-    if not low <= number <= high:
-        raise ValueError(f'strconv.{function}: parsing "{text}": value out of range')
-    return number
 
 
 def parse_ram(text: str) -> int:
@@ -138,19 +127,6 @@ def parse_ram(text: str) -> int:
         if multiplier is not None and lowered[1:] in ("", "b", "ib"):
             return int(size * multiplier)
     raise ValueError(f"invalid suffix: '{lowered}'")
-
-
-def _ip(text: str) -> str:
-    """``net.ParseIP(...).String()``: the address in canonical form.
-
-    :raises ValueError: not an address (an IPv6 zone, ``%eth0``, is not one either).
-    """
-    if "%" in text:
-        raise ValueError(f"not an IP address: {text}")
-    address = ipaddress.ip_address(text.strip())
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return str(address)
 
 
 def _memory(text: str) -> int:
@@ -203,7 +179,7 @@ def _attach(text: str) -> str:
 
 def _dns(text: str) -> str:
     try:
-        return _ip(text)
+        return canonical_ip(text)
     except ValueError:
         raise ValueError(f"IP address is not correctly formatted: {text}") from None
 
@@ -220,7 +196,7 @@ def _extra_host(text: str) -> str:
         if len(address) > 2 and address[0] == "[" and address[-1] == "]":
             address = address[1:-1]
         try:
-            _ip(address)
+            canonical_ip(address)
         except ValueError:
             raise ValueError(f'invalid IP address in add-host: "{address}"') from None
     return f"{name}:{address}"
@@ -246,8 +222,8 @@ def _ulimit(text: str) -> dict[str, Any]:
         raise ValueError(
             f"too many limit value arguments - {values}, can only have up to two, `soft[:hard]`"
         )
-    hard = _go_parse_int(limits[1]) if len(limits) == 2 else None
-    soft = _go_parse_int(limits[0])
+    hard = go_parse_int(limits[1]) if len(limits) == 2 else None
+    soft = go_parse_int(limits[0])
     hard = soft if hard is None else hard
     if hard != -1 and soft > hard:
         raise ValueError(
@@ -343,7 +319,7 @@ class _Mount:
                 raise ValueError(f"invalid value for {key}: {value}") from None
         elif key == "tmpfs-mode":
             try:
-                self._tmpfs()["Mode"] = _go_parse_int(value, 32, 8, signed=False)
+                self._tmpfs()["Mode"] = go_parse_int(value, 32, 8, signed=False)
             except ValueError:
                 raise ValueError(f"invalid value for {key}: {value}") from None
         else:
@@ -454,6 +430,7 @@ _COMMON_OPTIONS: list[Callable[[F], F]] = [
     ),
     click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open even if not attached."),
     click.option("--ip", default="", help="IPv4 address (e.g., 172.30.100.104)."),
+    click.option("--ip6", default="", help="IPv6 address (e.g., 2001:db8::33)."),
     click.option("--ipc", default="", help="IPC mode to use."),
     _many(
         "-l",
@@ -463,8 +440,18 @@ _COMMON_OPTIONS: list[Callable[[F], F]] = [
         help="Set meta data on a container.",
     ),
     _many("--label-file", metavar="FILE", help="Read in a line delimited file of labels."),
+    _many(
+        "--link",
+        metavar="CONTAINER[:ALIAS]",
+        type=Checked("link", validate_link),
+        help="Add link to another container.",
+    ),
+    _many("--link-local-ip", metavar="IP", help="Container IPv4/IPv6 link-local addresses."),
     click.option("--log-driver", default="", help="Logging driver for the container."),
     _many("--log-opt", metavar="KEY=VALUE", help="Log driver options."),
+    click.option(
+        "--mac-address", default="", help="Container MAC address (e.g., 92:d0:c6:0a:29:33)."
+    ),
     click.option("-m", "--memory", type=_MEMORY, default=0, help="Memory limit."),
     click.option("--memory-reservation", type=_MEMORY, default=0, help="Memory soft limit."),
     click.option(
@@ -480,7 +467,12 @@ _COMMON_OPTIONS: list[Callable[[F], F]] = [
         help="Attach a filesystem mount to the container.",
     ),
     click.option("--name", default="", help="Assign a name to the container."),
-    _many("--network", metavar="NETWORK", help="Connect a container to a network."),
+    _many(
+        "--network",
+        metavar="NETWORK",
+        type=Checked("network", parse_attachment),
+        help="Connect a container to a network (a name, or name=...,alias=...,ip=...).",
+    ),
     _many("--network-alias", metavar="ALIAS", help="Add network-scoped alias for the container."),
     click.option("--oom-score-adj", type=GoInt(), default=0, help="Tune host's OOM preferences."),
     click.option("--pid", default="", help="PID namespace to use."),
@@ -602,103 +594,6 @@ def parse_env_file(path: str, lookup: Callable[[str], str | None] | None = None)
     return lines
 
 
-# -- ports --------------------------------------------------------------------------------
-
-
-def _port_range(text: str) -> tuple[int, int]:
-    """``nat.ParsePortRange``: ``80`` or ``8000-8010``."""
-    if not text:
-        raise ValueError("empty string specified for ports")
-    start_text, dash, end_text = text.partition("-")
-    start = _go_parse_int(start_text, 16, signed=False)
-    end = _go_parse_int(end_text, 16, signed=False) if dash else start
-    if end < start:
-        raise ValueError(f"invalid range specified for port: {text}")
-    return start, end
-
-
-def _split_proto(text: str) -> tuple[str, str]:
-    """``nat.SplitProtoPort``: ``80/udp`` → ``("udp", "80")``; tcp by default."""
-    parts = text.split("/")
-    if not text or not parts[0]:
-        return "", ""
-    if len(parts) == 1 or not parts[1]:
-        return "tcp", parts[0]
-    return parts[1], parts[0]
-
-
-def _publish(spec: str) -> list[tuple[str, dict[str, str]]]:
-    """``nat.ParsePortSpec``: ``[ip:][host[-end]:]container[-end][/proto]``, one
-    ``(port/proto, binding)`` per container port."""
-    parts = spec.split(":")
-    container = parts[-1]
-    ip, host = "", ""
-    if len(parts) == 2:
-        host = parts[0]
-    elif len(parts) >= 3:
-        ip, host = ":".join(parts[:-2]), parts[-2]
-    proto, container = _split_proto(container)
-    if ip.startswith("["):
-        ip = ip[1 : ip.index("]")] if "]" in ip else ip
-    if ip:
-        try:
-            _ip(ip)
-        except ValueError:
-            raise ConfigError(f"invalid IP address: {ip}") from None
-    if not container:
-        raise ConfigError(f"no port specified: {spec}<empty>")
-    try:
-        start, end = _port_range(container)
-    except ValueError:
-        raise ConfigError(f"invalid containerPort: {container}") from None
-    host_start = host_end = 0
-    if host:
-        try:
-            host_start, host_end = _port_range(host)
-        except ValueError:
-            raise ConfigError(f"invalid hostPort: {host}") from None
-        if end - start != host_end - host_start and end != start:
-            raise ConfigError(
-                f"invalid ranges specified for container and host Ports: {container} and {host}"
-            )
-    proto = proto.lower()
-    if proto not in ("tcp", "udp", "sctp"):
-        raise ConfigError(f"invalid proto: {proto}")
-    count = end - start + 1
-    mappings = []
-    for offset in range(count):
-        host_port = ""
-        if host:
-            host_port = str(host_start + offset)
-            if count == 1 and host_start != host_end:
-                host_port += f"-{host_end}"
-        mappings.append((f"{start + offset}/{proto}", {"HostIp": ip, "HostPort": host_port}))
-    return mappings
-
-
-def _ports(
-    publish: Sequence[str], expose: Sequence[str]
-) -> tuple[dict[str, Any], dict[str, list[dict[str, str]]]]:
-    """``ExposedPorts`` and ``PortBindings`` from ``-p`` and ``--expose``, keys sorted."""
-    exposed: dict[str, Any] = {}
-    bindings: dict[str, list[dict[str, str]]] = {}
-    for spec in publish:
-        for port, binding in _publish(spec):
-            exposed[port] = {}
-            bindings.setdefault(port, []).append(binding)
-    for item in expose:
-        if ":" in item:
-            raise ConfigError(f"invalid port format for --expose: {item}")
-        proto, port = _split_proto(item)
-        try:
-            start, end = _port_range(port)
-        except ValueError as e:
-            raise ConfigError(f"invalid range format for --expose: {item}, error: {e}") from None
-        for number in range(start, end + 1):
-            exposed.setdefault(f"{number}/{proto}", {})
-    return dict(sorted(exposed.items())), dict(sorted(bindings.items()))
-
-
 # -- the body -----------------------------------------------------------------------------
 
 
@@ -761,68 +656,6 @@ def _volumes(specs: Sequence[str]) -> tuple[list[str] | None, dict[str, Any]]:
         else:
             binds.append(spec)
     return binds or None, anonymous
-
-
-def endpoint_settings(
-    *,
-    ipam: dict[str, Any] | None = None,
-    links: list[str] | None = None,
-    aliases: list[str] | None = None,
-    driver_opts: dict[str, str] | None = None,
-    gw_priority: int = 0,
-) -> dict[str, Any]:
-    """An ``EndpointSettings`` as docker's CLI marshals it, every empty field included
-    (``create`` sends ``null`` where ``network connect`` sends ``{}`` or ``[]``)."""
-    return {
-        "IPAMConfig": ipam,
-        "Links": links,
-        "Aliases": aliases,
-        "MacAddress": "",
-        "DriverOpts": driver_opts,
-        "GwPriority": gw_priority,
-        "NetworkID": "",
-        "EndpointID": "",
-        "Gateway": "",
-        "IPAddress": "",
-        "IPPrefixLen": 0,
-        "IPv6Gateway": "",
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
-        "DNSNames": None,
-    }
-
-
-def _endpoint(ip: str, aliases: list[str] | None) -> dict[str, Any]:
-    return endpoint_settings(ipam={"IPv4Address": ip} if ip else None, aliases=aliases)
-
-
-def _user_defined(network: str) -> bool:
-    return network not in _BUILTIN_NETWORKS and not network.startswith("container:")
-
-
-def _networks(names: Sequence[str], ip: str, aliases: Sequence[str]) -> dict[str, Any]:
-    """``EndpointsConfig``: docker sends ``default`` always, and an explicit network only
-    when it has settings (``--ip``, ``--network-alias``) or is one of several."""
-    if aliases and not _user_defined(names[0] if names else "default"):
-        raise ConfigError("network-scoped aliases are only supported for user-defined networks")
-    if not names:
-        return {"default": _endpoint(ip, list(aliases) or None)}
-    kinds = {_user_defined(name) for name in names}
-    if len(kinds) > 1:
-        raise ConfigError(
-            "conflicting options: cannot attach both user-defined and non-user-defined "
-            "network-modes"
-        )
-    endpoints: dict[str, Any] = {}
-    for index, name in enumerate(names):
-        if name in endpoints:
-            raise ConfigError(f'network "{name}" is specified multiple times')
-        first = index == 0
-        settings = (ip, list(aliases)) if first else ("", [])
-        if first and len(names) == 1 and not any(settings):
-            continue
-        endpoints[name] = _endpoint(settings[0], settings[1] or None)
-    return endpoints
 
 
 @dataclass
@@ -895,7 +728,7 @@ def build(values: Mapping[str, Any], image: str, args: Sequence[str]) -> Contain
     env = env_files + list(values["env"]) if env_files or values["env"] else None
     labels = [line for path in values["label_file"] for line in parse_env_file(path)]
     labels += values["label"]
-    exposed, bindings = _ports(values["publish"], values["expose"])
+    exposed, bindings = ports(values["publish"], values["expose"])
     binds, anonymous = _volumes(values["volume"])
     tmpfs = {}
     for item in values["tmpfs"]:
@@ -907,8 +740,16 @@ def build(values: Mapping[str, Any], image: str, args: Sequence[str]) -> Contain
     log_options = kv_map(values["log_opt"])
     if values["log_driver"] == "none" and values["log_opt"]:
         raise ConfigError("invalid logging opts for driver none")
-    networks = list(values["network"])
-    endpoints = _networks(networks, values["ip"], values["network_alias"])
+    networks: list[Attachment] = list(values["network"])
+    endpoints = endpoints_config(
+        networks,
+        aliases=values["network_alias"],
+        links=values["link"],
+        ipv4=values["ip"],
+        ipv6=values["ip6"],
+        mac=values["mac_address"],
+        link_local_ips=values["link_local_ip"],
+    )
     entrypoint = values["entrypoint"]
 
     config: dict[str, Any] = {
@@ -966,13 +807,13 @@ def _host_config(
     restart: dict[str, Any],
     log_options: dict[str, str],
     tmpfs: dict[str, str],
-    networks: list[str],
+    networks: list[Attachment],
 ) -> dict[str, Any]:
     host: dict[str, Any] = {
         "Binds": binds,
         "ContainerIDFile": values["cidfile"],
         "LogConfig": {"Type": values["log_driver"], "Config": log_options},
-        "NetworkMode": networks[0] if networks else "default",
+        "NetworkMode": networks[0].target if networks else "default",
         "PortBindings": bindings,
         "RestartPolicy": restart,
         "AutoRemove": values["rm"],
@@ -989,7 +830,7 @@ def _host_config(
         "GroupAdd": list(values["group_add"]) or None,
         "IpcMode": values["ipc"],
         "Cgroup": "",
-        "Links": None,
+        "Links": list(values["link"]) or None,
         "OomScoreAdj": values["oom_score_adj"],
         "PidMode": values["pid"],
         "Privileged": values["privileged"],
