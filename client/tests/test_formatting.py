@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 from pydocker.errors import InvalidArgument
-from pydocker.formatting import Template, event_line, human_size, table
+from pydocker.formatting import Template, event_line, go_indent, human_size, table
 from pydocker.options import FlagError, parse_filters, parse_time
 
 
@@ -56,3 +56,25 @@ def test_times_unix_rfc3339_and_durations() -> None:
     assert parse_time("2023-11-14T22:13:20Z") == "1700000000.000000000"
     with pytest.raises(InvalidArgument, match="failed to parse value as time or duration"):
         parse_time("yesterday")
+
+
+def test_go_indent_keeps_the_daemons_text_as_json_indent_does() -> None:
+    raw = '{"a": "w\\u00e9b <&>", "b":[], "c" : {}, "d":[1,{"e":"x,:{}\\"]"}], "f":1e-07}\n'
+    assert go_indent(f"[{raw},{{}}]") == (
+        "[\n"
+        "    {\n"
+        '        "a": "w\\u00e9b <&>",\n'
+        '        "b": [],\n'
+        '        "c": {},\n'
+        '        "d": [\n'
+        "            1,\n"
+        "            {\n"
+        '                "e": "x,:{}\\"]"\n'
+        "            }\n"
+        "        ],\n"
+        '        "f": 1e-07\n'
+        "    },\n"
+        "    {}\n"
+        "]"
+    )
+    assert go_indent("[]") == "[]"

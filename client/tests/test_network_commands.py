@@ -339,6 +339,21 @@ def test_inspect_prints_json_or_the_template_then_the_errors(engine: FakeDaemon)
     )
 
 
+def test_inspect_prints_the_daemons_text_where_docker_does(engine: FakeDaemon) -> None:
+    """docker 28 prints network, container and image JSON as the daemon wrote it (indented),
+    volumes as Go encodes them again (``<`` escaped, UTF-8 kept)."""
+    engine.reply("GET", "/networks/odd", {"Name": "w\u00e9b", "Labels": {"x": "<y>&"}})
+    engine.reply("GET", "/volumes/odd", {"Name": "w\u00e9b", "Labels": {"x": "<y>&"}})
+    network = run(engine, "network", "inspect", "odd").out
+    assert network == (
+        '[\n    {\n        "Name": "w\\u00e9b",\n        "Labels": {\n'
+        '            "x": "<y>&"\n        }\n    }\n]\n'
+    )
+    volume = run(engine, "volume", "inspect", "odd").out
+    assert '"Name": "w\u00e9b"' in volume
+    assert '"x": "\\u003cy\\u003e\\u0026"' in volume
+
+
 def test_rm_tries_every_network_and_ends_with_exit_status_1(engine: FakeDaemon) -> None:
     engine.reply("GET", "/networks/web", WEB)
     engine.reply("DELETE", "/networks/web", b"", status=204)

@@ -222,6 +222,12 @@ class APIClient:
         """``GET`` a versioned path and decode its JSON body."""
         return _decode(self.request("GET", path, params=params))
 
+    def get_raw(self, path: str, params: Params = None) -> tuple[Any, str]:
+        """``GET`` a versioned path: its decoded JSON and the body as the daemon wrote it
+        (what docker's ``...WithRaw`` calls return, and its inspect prints)."""
+        response = self.request("GET", path, params=params)
+        return _decode(response), response.text
+
     def post(self, path: str, params: Params = None, json: Any = None) -> Any:
         """``POST`` to a versioned path (with an optional JSON body) and decode the JSON
         reply; ``None`` when the reply has no body (204)."""

@@ -31,7 +31,8 @@ __all__ = [
     "decimal_size",
     "ellipsis",
     "event_line",
-    "go_json",
+    "go_indent",
+    "go_marshal",
     "go_time",
     "go_time_string",
     "go_value",
@@ -78,10 +79,52 @@ def _go_escape(text: str) -> str:
     return text
 
 
-def go_json(value: Any) -> str:
-    """``value`` indented 4 spaces as docker's inspect prints it (Go's ``json.Indent`` of
-    ``json.Marshal`` output: ``<``, ``>``, ``&`` escaped, other characters kept)."""
-    return _go_escape(json.dumps(value, indent=4, ensure_ascii=False))
+def go_marshal(value: Any) -> str:
+    """``value`` as Go's ``json.Marshal`` writes it: compact, UTF-8 kept, ``<``, ``>`` and
+    ``&`` escaped (what docker prints for objects it decodes and encodes again)."""
+    return _go_escape(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+
+
+def go_indent(raw: str, indent: str = "    ") -> str:
+    """Go's ``json.Indent`` of JSON text, as docker's inspect prints what the daemon sent:
+    an element a line, ``indent`` a level, ``": "`` after keys, ``{}`` and ``[]`` kept
+    empty, and everything else (strings with their escapes, numbers) as written."""
+    out: list[str] = []
+    depth = 0
+    in_string = escaped = opened = False
+    for char in raw:
+        if in_string:
+            out.append(char)
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+            continue
+        if char in " \t\r\n":
+            continue
+        just_opened, opened = opened, False
+        if char in "]}":
+            depth -= 1
+            if not just_opened:
+                out.append("\n" + indent * depth)
+            out.append(char)
+            continue
+        if just_opened:
+            out.append("\n" + indent * depth)
+        if char in "{[":
+            depth += 1
+            opened = True
+            out.append(char)
+        elif char == ",":
+            out.append(",\n" + indent * depth)
+        elif char == ":":
+            out.append(": ")
+        else:
+            in_string = char == '"'
+            out.append(char)
+    return "".join(out)
 
 
 def short_id(object_id: str) -> str:

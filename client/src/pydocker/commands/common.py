@@ -14,7 +14,7 @@ import click
 
 from pydocker.api import APIClient
 from pydocker.errors import DaemonError, InvalidArgument, PydockerError
-from pydocker.formatting import Template, decimal_size, go_json, table_lines
+from pydocker.formatting import Template, decimal_size, go_indent, go_marshal, table_lines
 from pydocker.options import (
     DockerCommand,
     filters_param,
@@ -103,11 +103,15 @@ def os_error(op: str, path: str, error: OSError) -> str:
 
 
 def inspect_each(
-    names: Sequence[str], template: Template | None, lookup: Callable[[str], Any]
+    names: Sequence[str],
+    template: Template | None,
+    lookup: Callable[[str], tuple[Any, str]],
 ) -> None:
-    """docker's ``inspect.Inspect``: every element found is printed (as a JSON array, or
-    each through the template), then the errors of the others, one a line; status 1."""
-    elements: list[Any] = []
+    """docker's ``inspect.Inspect``: every element found is printed (the daemon's JSON,
+    indented, in an array; or each decoded element through the template), then the
+    errors of the others, one a line; status 1. ``lookup`` gives an element decoded and
+    as the daemon wrote it (:meth:`~pydocker.api.APIClient.get_raw`)."""
+    elements: list[tuple[Any, str]] = []
     failures: list[str] = []
     for name in names:
         try:
@@ -115,11 +119,11 @@ def inspect_each(
         except (DaemonError, InvalidArgument) as e:
             failures.append(str(e))
     if template is None:
-        click.echo(go_json(elements))
+        click.echo(go_indent("[" + ",".join(raw for _, raw in elements) + "]"))
     elif not elements:
         click.echo("")
     else:
-        print_lines(template.render(e) for e in elements)
+        print_lines(template.render(value) for value, _ in elements)
     if failures:
         raise PydockerError("\n".join(failures))
 
@@ -135,16 +139,24 @@ class QueryFlag:
     value: str
 
 
-def inspect_command(kind: str, path: str, flag: QueryFlag | None = None) -> click.Command:
+def inspect_command(
+    kind: str, path: str, flag: QueryFlag | None = None, *, raw: bool = True
+) -> click.Command:
     """``<kind> inspect [-f FORMAT] NAME...``: ``GET path`` (``{}`` is the name) for each,
-    with ``flag``'s query when it is given. Its arguments are counted as docker counts
-    them."""
+    with ``flag``'s query when it is given. The JSON printed is the daemon's text
+    (``raw``), or for the kinds docker decodes and encodes again (volumes), Go's
+    encoding of it. Its arguments are counted as docker counts them."""
 
     def command(
         client: APIClient, names: tuple[str, ...], template: Template | None, switch: bool = False
     ) -> None:
         params = {flag.name: flag.value} if flag is not None and switch else None
-        inspect_each(names, template, lambda name: client.get(path.format(name), params=params))
+
+        def lookup(name: str) -> tuple[Any, str]:
+            value, text = client.get_raw(path.format(name), params)
+            return value, text if raw else go_marshal(value)
+
+        inspect_each(names, template, lookup)
 
     decorated = pass_client(command)
     if flag is not None:

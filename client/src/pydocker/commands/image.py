@@ -410,11 +410,11 @@ def inspect(
         raise InvalidArgument(f'"{object_type}" is not a valid value for --type')
     kinds = (object_type,) if object_type else _AUTODETECT
 
-    def lookup(name: str) -> Any:
+    def lookup(name: str) -> tuple[Any, str]:
         for kind in kinds:
             params = {"size": "1"} if size and kind == "container" else None
             try:
-                return client.get(_OBJECT_PATHS[kind].format(name), params=params)
+                return client.get_raw(_OBJECT_PATHS[kind].format(name), params)
             except DaemonError as e:
                 if object_type or not _skippable(e):
                     raise

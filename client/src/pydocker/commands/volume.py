@@ -117,7 +117,7 @@ def ls(client: APIClient, quiet: bool, filters: Filters, template: Template | No
 volume.add_command(ls, "list")
 
 
-volume.add_command(inspect_command("volume", "/volumes/{}"))
+volume.add_command(inspect_command("volume", "/volumes/{}", raw=False))
 
 
 @volume.command("rm")
