@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from pydocker.errors import InvalidArgument
+from pydocker.errors import InvalidArgument, TemplateError
 from pydocker.formatting import Template, event_line, go_indent, human_size, table
 from pydocker.options import FlagError, parse_filters, parse_time
 
@@ -78,3 +78,24 @@ def test_go_indent_keeps_the_daemons_text_as_json_indent_does() -> None:
         "]"
     )
     assert go_indent("[]") == "[]"
+
+
+def test_range_over_lists_and_map_values() -> None:
+    value = {
+        "IPAM": {"Config": [{"Subnet": "10.1.0.0/24"}, {"Subnet": "fd00::/64"}]},
+        "Networks": {"b": {"IPAddress": "10.2.0.2"}, "a": {"IPAddress": "10.1.0.2"}},
+        "None": None,
+    }
+    assert render_template("{{range .IPAM.Config}}{{.Subnet}} {{end}}", value) == (
+        "10.1.0.0/24 fd00::/64 "
+    )
+    assert render_template("{{range .Networks}}{{.IPAddress}},{{end}}|", value) == (
+        "10.1.0.2,10.2.0.2,|"  # a map's values in the order of its keys, as Go ranges
+    )
+    assert render_template("x{{range .None}}y{{end}}z", value) == "xz"
+    nested = "{{range .IPAM.Config}}[{{range .X}}{{.}}{{end}}{{- .Subnet -}}]{{end}}"
+    assert render_template(nested, value) == "[10.1.0.0/24][fd00::/64]"
+    with pytest.raises(TemplateError, match=r"template: :1: unexpected EOF"):
+        Template.parse("{{range .A}}x")
+    with pytest.raises(TemplateError, match=r"template: :1: unexpected \{\{end\}\}"):
+        Template.parse("x{{end}}")

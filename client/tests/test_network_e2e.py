@@ -87,6 +87,10 @@ def test_create_ls_inspect_rm_prune(engine: DaemonProcess) -> None:
         "local",
     )
     assert info["IPAM"]["Config"] == [{"Subnet": subnet, "Gateway": gateway}]
+    ranged = ok(
+        engine, "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}}", "n1"
+    )
+    assert ranged == f"{subnet}\n"
     assert info["Labels"] == {"team": "a"}
     assert ok(engine, "network", "create", "n2").strip() != created
     quiet = ok(engine, "network", "ls", "-q", "--filter", "label=team=a", "--no-trunc")
@@ -169,6 +173,10 @@ def test_connect_and_disconnect_a_running_container(engine: DaemonProcess) -> No
         ok(engine, "inspect", "-f", "{{json .NetworkSettings.Networks.side}}", "box")
     )
     assert settings["IPAddress"] == wanted
+    every = ok(
+        engine, "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", "box"
+    )
+    assert wanted in every.split()
     assert "boxy" in settings["Aliases"]
     twice = pydocker(engine, "network", "connect", "side", "box")
     assert twice.returncode == 1

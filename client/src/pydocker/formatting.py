@@ -2,10 +2,11 @@
 
 ``--format`` takes a small subset of Go templates, enough for what people script against
 docker: ``{{.Field}}``, ``{{.A.B}}``, ``{{.}}``, ``{{json .}}`` / ``{{json .A}}``, a method
-with a string argument (``{{.Label "com.example"}}``), the trim markers ``{{-`` and ``-}}``,
-the ``table`` prefix (a header row and aligned columns), and the shorthand ``json`` for
-``{{json .}}``. Anything else in ``{{ }}`` is refused with a
-:class:`~pydocker.errors.TemplateError` rather than printed back wrongly.
+with a string argument (``{{.Label "com.example"}}``), ``{{range .A}}...{{end}}`` (over a
+list, or a map's values: ``{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}``),
+the trim markers ``{{-`` and ``-}}``, the ``table`` prefix (a header row and aligned
+columns), and the shorthand ``json`` for ``{{json .}}``. Anything else in ``{{ }}`` is
+refused with a :class:`~pydocker.errors.TemplateError` rather than printed back wrongly.
 
 Listing commands render :class:`Row` objects: the display strings of docker's formatter
 contexts, plus their methods (``Label``).
@@ -253,18 +254,81 @@ class _Field:
 
 
 @dataclass(frozen=True)
+class _Range:
+    """``{{range .Field}}body{{end}}``: the body once per element, ``.`` the element (a
+    map's values in the order of their keys, as Go ranges over a map); nothing for an
+    empty or missing value."""
+
+    field: _Field
+    body: tuple[_Part, ...]
+
+    @property
+    def path(self) -> str:
+        return self.field.path
+
+    def items(self, value: Any) -> list[Any]:
+        found = _lookup(value, self.field.path)
+        if isinstance(found, list | tuple):
+            return list(found)
+        if isinstance(found, dict) and not isinstance(found, Row):
+            return [found[key] for key in sorted(found)]
+        return []
+
+
+_Part = str | _Field | _Range
+
+
+def _render(parts: Sequence[_Part], value: Any) -> str:
+    return "".join(
+        part
+        if isinstance(part, str)
+        else "".join(_render(part.body, item) for item in part.items(value))
+        if isinstance(part, _Range)
+        else part.render(value)
+        for part in parts
+    )
+
+
+def _join(parts: Sequence[_Part], field_text: Callable[[_Field], str]) -> str:
+    return "".join(
+        part
+        if isinstance(part, str)
+        else _join(part.body, field_text)
+        if isinstance(part, _Range)
+        else field_text(part)
+        for part in parts
+    )
+
+
+def _unsupported(action: str) -> TemplateError:
+    return TemplateError(
+        f"template: unsupported action {{{{{action}}}}}: this client supports {{{{.Field}}}}, "
+        '{{.A.B}}, {{.}}, {{json .Field}}, {{.Method "arg"}} and {{range .Field}}...{{end}}'
+    )
+
+
+def _field(action: str) -> _Field:
+    found = _FIELD.fullmatch(action)
+    if found is None:
+        raise _unsupported(action)
+    args = tuple(json.loads(arg) for arg in _ARGUMENT.findall(found.group(3)))
+    return _Field(found.group(2), bool(found.group(1)), args)
+
+
+@dataclass(frozen=True)
 class Template:
     """A parsed ``--format`` value. Render it with :meth:`render`, or for a ``table``
     template print :meth:`header` first and align the rows with :func:`table`."""
 
-    parts: tuple[str | _Field, ...]
+    parts: tuple[_Part, ...]
     is_table: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Template:
         """Parse a template; ``\\t`` and ``\\n`` escapes become tabs and newlines.
 
-        :raises TemplateError: an unclosed ``{{`` or an action outside the subset.
+        :raises TemplateError: an unclosed ``{{`` or ``range``, an ``end`` without one, or
+            an action outside the subset.
         """
         if text == "json":
             text = "{{json .}}"
@@ -272,7 +336,7 @@ class Template:
         if is_table:
             text = text[len("table") :].strip(" ")
         text = text.replace("\\t", "\t").replace("\\n", "\n")
-        parts: list[str | _Field] = []
+        blocks: list[tuple[_Field | None, list[_Part]]] = [(None, [])]
         position, trim_next = 0, False
         for match in _ACTION.finditer(text):
             literal = text[position : match.start()]
@@ -280,20 +344,26 @@ class Template:
                 literal = literal.lstrip()
             if match.group(1):
                 literal = literal.rstrip()
+            blocks[-1][1].append(literal)
             action = match.group(2).strip()
-            field = _FIELD.fullmatch(action)
-            if field is None:
-                raise TemplateError(
-                    f"template: unsupported action {{{{{action}}}}}: this client supports "
-                    '{{.Field}}, {{.A.B}}, {{.}}, {{json .Field}} and {{.Method "arg"}}'
-                )
-            args = tuple(json.loads(arg) for arg in _ARGUMENT.findall(field.group(3)))
-            parts += [literal, _Field(field.group(2), bool(field.group(1)), args)]
+            line = text[: match.start()].count("\n") + 1
+            if action.startswith("range "):
+                blocks.append((_field(action[len("range ") :].strip()), []))
+            elif action == "end":
+                ranged, body = blocks.pop() if len(blocks) > 1 else (None, [])
+                if ranged is None:
+                    raise TemplateError(f"template: :{line}: unexpected {{{{end}}}}")
+                blocks[-1][1].append(_Range(ranged, tuple(p for p in body if p != "")))
+            else:
+                blocks[-1][1].append(_field(action))
             position, trim_next = match.end(), bool(match.group(3))
         rest = text[position:]
         if "{{" in rest:
             line = text[: position + rest.index("{{")].count("\n") + 1
             raise TemplateError(f"template: :{line}: unclosed action")
+        if len(blocks) > 1:
+            raise TemplateError(f"template: :{text.count(chr(10)) + 1}: unexpected EOF")
+        parts = blocks[0][1]
         parts.append(rest.lstrip() if trim_next else rest)
         return cls(tuple(p for p in parts if p != ""), is_table)
 
@@ -308,14 +378,14 @@ class Template:
         return not self.is_table and self.parts == ("raw",)
 
     def render(self, value: Any) -> str:
-        return self._join(lambda field: field.render(value))
+        return _render(self.parts, value)
 
     def header(self) -> str:
         """The header row of a ``table`` template: each field's name, in capitals."""
         return self._join(lambda field: field.header)
 
     def _join(self, field_text: Callable[[_Field], str]) -> str:
-        return "".join(p if isinstance(p, str) else field_text(p) for p in self.parts)
+        return _join(self.parts, field_text)
 
     def render_all(self, items: Sequence[Any]) -> list[str]:
         """The lines for ``items``: one per item, aligned under a header for ``table``."""
