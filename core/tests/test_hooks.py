@@ -148,7 +148,7 @@ async def test_hook_pydockerd_register_network_drivers(api: MakeClient) -> None:
         True,
     )
     assert row["Config"]["Interface"]["Types"] == ["pydockerd.network/v1"]
-    assert (await info(client))["Plugins"]["Network"] == ["bridge", "host", "macvlan"]
+    assert (await info(client))["Plugins"]["Network"] == ["bridge", "host", "macvlan", "null"]
 
 
 async def test_hook_pydockerd_register_registry_transports(api: MakeClient) -> None:
