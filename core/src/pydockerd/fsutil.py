@@ -6,12 +6,20 @@ import os
 import re
 import shutil
 import stat
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from pydockerd.errors import InvalidParameter
 
-__all__ = ["check_layer_id", "chroot_resolve", "directory_size", "remove_tree", "resolve_in_root"]
+__all__ = [
+    "check_layer_id",
+    "chroot_resolve",
+    "directory_size",
+    "remove_tree",
+    "resolve_in_root",
+    "write_atomically",
+]
 
 MAX_SYMLINKS = 40
 """Symlinks followed in one path before giving up (Linux's limit)."""
@@ -57,6 +65,23 @@ def remove_tree(path: Path) -> None:
         pass
     except NotADirectoryError:
         path.unlink(missing_ok=True)
+
+
+def write_atomically(path: Path, data: bytes | str, mode: int = 0o644) -> None:
+    """Write ``path`` so that a crash leaves the old file or the new one, never a part: a
+    temporary file beside it, synced, then renamed into place."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    temporary = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        temporary.chmod(mode)
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def chroot_resolve(

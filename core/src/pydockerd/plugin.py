@@ -54,7 +54,13 @@ from pydockerd.errors import (
     Unauthorized,
     Unavailable,
 )
-from pydockerd.fsutil import check_layer_id, chroot_resolve, directory_size, remove_tree
+from pydockerd.fsutil import (
+    check_layer_id,
+    chroot_resolve,
+    directory_size,
+    remove_tree,
+    write_atomically,
+)
 from pydockerd.mounts import (
     MNT_DETACH,
     Mount,
@@ -151,6 +157,7 @@ __all__ = [
     "parse_mount_options",
     "remove_tree",
     "unmount",
+    "write_atomically",
     "write_changes_diff",
     "write_overlay_diff",
     "write_tar",

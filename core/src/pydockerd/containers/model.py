@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pydockerd.containers.config import MountPoint, RestartPolicy, restart_policy
+from pydockerd.fsutil import write_atomically
 
 __all__ = [
     "ZERO_TIME",
@@ -26,7 +27,6 @@ __all__ = [
     "parse_rfc3339",
     "rfc3339_nano",
     "status_line",
-    "write_json_atomically",
 ]
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -50,16 +50,6 @@ def parse_rfc3339(text: str) -> float:
     fraction = rest.rstrip("Z").split("+")[0].split("-")[0] if rest else ""
     moment = datetime.fromisoformat(head.rstrip("Z") + "+00:00")
     return moment.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)
-
-
-def write_json_atomically(path: Path, data: Any) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w") as f:
-        json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
 
 
 @dataclass(frozen=True)
@@ -184,7 +174,7 @@ class Container:
         body = asdict(self)
         body["directory"] = str(self.directory)
         body["mounts"] = [m.to_dict() for m in self.mounts]
-        write_json_atomically(self.file, body)
+        write_atomically(self.file, json.dumps(body))
 
     @classmethod
     def load(cls, path: Path) -> Container:

@@ -53,6 +53,7 @@ from typing import Any
 from loguru import logger
 
 from pydockerd.errors import NotFound, PydockerdError
+from pydockerd.fsutil import write_atomically
 from pydockerd.manager import load_driver_class
 from pydockerd.plugin import (
     Conflict,
@@ -645,7 +646,7 @@ class Supervisor:
             logger.exception("container {}: runtime delete failed", container.id)
         container.finished_at = time.time_ns()
         container.state = "exited"
-        _write_atomically(container.exit_file, json.dumps(container.snapshot()))
+        write_atomically(container.exit_file, json.dumps(container.snapshot()))
         for attachment in process.attachments:
             attachment.writer.close()
         self._broadcast(
@@ -859,15 +860,6 @@ def _close_all(fds: list[int]) -> None:
 
 def _remove_socket(path: str) -> None:
     Path(path).unlink(missing_ok=True)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,6 +41,7 @@ from pydockerd.plugin import (
     mounted,
     remove_tree,
     unmount,
+    write_atomically,
 )
 
 from pydockerd_volume_local.options import MountOptions, check_name
@@ -64,20 +65,6 @@ def _mount_points_under(directory: Path) -> list[Path]:
             if point == base or point.startswith(base + b"/"):
                 found.append(Path(os.fsdecode(point)))
     return found
-
-
-def _write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=TEMPORARY)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        Path(temporary).chmod(mode)
-        Path(temporary).rename(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 class LocalDriver(VolumeDriver):
@@ -147,7 +134,7 @@ class LocalDriver(VolumeDriver):
             path.unlink(missing_ok=True)
             return
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write_atomically(path, json.dumps(dict(users)).encode())
+        write_atomically(path, json.dumps(dict(users)), mode=0o600)
 
     def _exists(self, name: str) -> bool:
         return self._data(name).is_dir()
