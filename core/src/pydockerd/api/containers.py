@@ -289,7 +289,7 @@ async def _log_chunks(
     if driver is None or not driver.readable:
         raise NotImplementedByDaemon("configured logging driver does not support reading")
     stopped = service.live[container.id].stopped
-    if not query.follow or container.state.status not in ("running", "paused"):
+    if not query.follow or not container.state.has_process:
         stopped = asyncio.Event()
         stopped.set()
     async for record in driver.read(service.log_context(container), query, stopped):
@@ -344,7 +344,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
 async def top(request: web.Request) -> web.StreamResponse:
     service = _service(request)
     container = _container(request)
-    if container.state.status not in ("running", "paused"):
+    if not container.state.has_process:
         raise InvalidParameter(f"Container {container.id} is not running")
     pids = set(await service.supervisor.call("processes", id=container.id))
     args = (request.query.get("ps_args") or "-ef").split()
@@ -480,7 +480,7 @@ async def stats(request: web.Request) -> web.StreamResponse:
     one_shot = parse_bool(request.query.get("one-shot"))
 
     async def sample() -> tuple[int, ResourceStats | None, int]:
-        if container.state.status not in ("running", "paused"):
+        if not container.state.has_process:
             return 0, None, 0
         try:
             raw = await service.supervisor.call("stats", id=container.id)

@@ -109,15 +109,20 @@ class State:
         """Running as Docker counts it: a paused or restarting container is running too."""
         return self.status in ("running", "paused", "restarting")
 
+    @property
+    def has_process(self) -> bool:
+        """Its first process exists: running or paused (``State.Running`` of inspect)."""
+        return self.status in ("running", "paused")
+
     def to_api(self) -> dict[str, Any]:
         return {
             "Status": self.status,
-            "Running": self.status in ("running", "paused"),
+            "Running": self.has_process,
             "Paused": self.status == "paused",
             "Restarting": self.status == "restarting",
             "OOMKilled": self.oom_killed,
             "Dead": self.status == "dead",
-            "Pid": self.pid if self.status in ("running", "paused") else 0,
+            "Pid": self.pid if self.has_process else 0,
             "ExitCode": self.exit_code,
             "Error": self.error,
             "StartedAt": self.started_at,
@@ -255,7 +260,7 @@ class Container:
         networks = {a.network: a.to_api() for a in attachments}
         default = next((a for a in attachments if a.network == "bridge"), None)
         address = default.address if default else ""
-        running = self.state.status in ("running", "paused")
+        running = self.state.has_process
         return {
             "Bridge": "",
             "SandboxID": self.id if running else "",
@@ -292,7 +297,7 @@ class Container:
 
     def port_summary(self) -> list[dict[str, Any]]:
         """``Ports`` of ``ps``: published ports with their host side, exposed ones without."""
-        if self.state.status not in ("running", "paused"):
+        if not self.state.has_process:
             return []
         published = {(b["PrivatePort"], b["Type"]) for b in self.ports}
         summary: list[dict[str, Any]] = [
@@ -365,7 +370,7 @@ def human_duration(seconds: float) -> str:
 def status_line(state: State, now: float | None = None) -> str:
     """``Status`` of ``ps``: ``Up 2 seconds``, ``Exited (0) 3 seconds ago``, ``Created``..."""
     now = time.time() if now is None else now
-    if state.status in ("running", "paused"):
+    if state.has_process:
         line = f"Up {human_duration(now - parse_rfc3339(state.started_at))}"
         return f"{line} (Paused)" if state.status == "paused" else line
     if state.status == "restarting":

@@ -63,9 +63,9 @@ from pydockerd.errors import (
 )
 from pydockerd.fsutil import resolve_in_root
 from pydockerd.images.service import ImageService
-from pydockerd.networks.service import NetworkService
+from pydockerd.networks.service import PREDEFINED, NetworkService
 from pydockerd.networks.store import EndpointRecord
-from pydockerd.plugin import ContainerSpec, LogContext, LogDriver, StartError, StorageDriver
+from pydockerd.plugin import LogContext, LogDriver, StartError, StorageDriver
 from pydockerd.supervisor.client import Stream, SupervisorClient
 from pydockerd.volumes.service import VolumeService
 
@@ -354,7 +354,7 @@ class ContainerService:
                     "connected to another network"
                 )
             endpoints[network.name] = settings
-        if mode not in ("bridge", "host", "none"):
+        if mode not in PREDEFINED:
             host["NetworkMode"] = self.networks.get(mode).name
         return {"EndpointsConfig": endpoints}
 
@@ -542,7 +542,7 @@ class ContainerService:
         used = {e.interface for e in self.networks.endpoints(container_id=container.id)}
         interface = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
         aliases = list(settings.get("Aliases") or [])
-        if network.name not in ("bridge", "host", "none"):
+        if network.name not in PREDEFINED:
             aliases.append(container.id[:12])  # Docker's: the short ID resolves too
         return await self.networks.allocate(
             network,
@@ -632,7 +632,7 @@ class ContainerService:
                 continue
             endpoint = endpoints.get(network.id)
             requested = (settings.get("IPAMConfig") or {}).get("IPv4Address") or ""
-            user_defined = network.name not in ("bridge", "host", "none")
+            user_defined = network.name not in PREDEFINED
             found.append(
                 Attachment(
                     network=network.name,
@@ -693,7 +693,7 @@ class ContainerService:
                 raise InvalidParameter(
                     "network-scoped alias is supported only for containers in user defined networks"
                 )
-            if container.state.status in ("running", "paused"):
+            if container.state.has_process:
                 endpoint = await self._allocate_endpoint(container, network.name, settings)
                 if endpoint is not None:
                     await self.networks.join(endpoint, Path(f"/proc/{container.state.pid}/ns/net"))
@@ -715,7 +715,7 @@ class ContainerService:
                 )
             if network.name in ("host", "none"):
                 raise Forbidden(f"container cannot be disconnected from {network.name} network")
-            running = container.state.status in ("running", "paused")
+            running = container.state.has_process
             for endpoint in self.networks.endpoints(
                 container_id=container.id, network_id=network.id
             ):
@@ -734,7 +734,7 @@ class ContainerService:
             del namespaces["network"], namespaces["uts"]
         elif mode.startswith("container:"):
             other = self.get(mode.split(":", 1)[1])
-            if other.state.status not in ("running", "paused"):
+            if not other.state.has_process:
                 raise Conflict(f"cannot join network of a non running container: {other.id}")
             namespaces["network"] = f"/proc/{other.state.pid}/ns/net"
         return namespaces
@@ -798,7 +798,7 @@ class ContainerService:
     async def _exited(self, container: Container, event: dict[str, Any]) -> None:
         """The container's first process ended: record it, release, answer, then restart or
         remove it as its configuration says."""
-        if container.state.status not in ("running", "paused"):
+        if not container.state.has_process:
             await self._forget(container.id)
             return
         live = self.live[container.id]
@@ -875,7 +875,7 @@ class ContainerService:
         for container in list(self.containers.values()):
             record = held.pop(container.id, None)
             status = container.state.status
-            if status not in ("running", "paused", "restarting"):
+            if not container.state.running:
                 if record is not None:  # made by a start the daemon did not live to finish
                     await self._drop(record)
                 continue
@@ -901,9 +901,7 @@ class ContainerService:
                         "cleanup", id=container.id, runtime=container.runtime
                     )
             if status == "restarting":
-                container.state.status = "exited"
-                self._spawn(self._restart_later(container, 0))
-                container.state.status = "restarting"
+                live.restart_task = self._spawn(self._restart_later(container, 0))
                 continue
             self._spawn(self._exited(container, event))
         for orphan in held.values():  # nobody can see it: end it
@@ -922,7 +920,7 @@ class ContainerService:
         one at once, so that reconciliation records them as exited (they died with it)."""
         if self._closing or self._supervisor is None:
             return
-        if any(c.state.status in ("running", "paused") for c in self.containers.values()):
+        if any(c.state.has_process for c in self.containers.values()):
             logger.error("the supervisor is gone; its containers died with it")
             self._spawn(self._reconnect())
 
@@ -935,11 +933,7 @@ class ContainerService:
     async def recover(self) -> None:
         """At start-up: reconnect to running containers, and start those Docker starts when
         its daemon starts (``always``; ``unless-stopped`` unless stopped by hand)."""
-        alive = [
-            c
-            for c in self.containers.values()
-            if c.state.status in ("running", "paused", "restarting")
-        ]
+        alive = [c for c in self.containers.values() if c.state.running]
         to_start = [
             c
             for c in self.containers.values()
@@ -992,7 +986,7 @@ class ContainerService:
             container.state.status = "exited"
             container.save()
             return
-        if container.state.status not in ("running", "paused"):
+        if not container.state.has_process:
             raise NotModified("container already stopped")
         number = parse_signal(sig or container.config.get("StopSignal") or "SIGTERM")
         wait = self._stop_timeout(container, grace)
@@ -1088,7 +1082,7 @@ class ContainerService:
         async with live.lock:
             if container.id not in self.containers:
                 raise NotFound(f"No such container: {container.id}")
-            if container.state.status in ("running", "paused", "restarting"):
+            if container.state.running:
                 if not force:
                     raise Conflict(
                         f'cannot remove container "/{container.name}": container is running: '
@@ -1170,11 +1164,7 @@ class ContainerService:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
         live = self.live[container.id]
-        if condition in ("", "not-running") and container.state.status not in (
-            "running",
-            "paused",
-            "restarting",
-        ):
+        if condition in ("", "not-running") and not container.state.running:
             future.set_result(container.state.exit_code)
         elif condition == "removed":
             live.removed_waiters.append(future)
@@ -1190,7 +1180,7 @@ class ContainerService:
         """A stream of the container's first process; for a container that is not running,
         once it next starts (``docker run`` and ``start -a`` attach before they start)."""
         streams = {"stdin": stdin, "stdout": stdout, "stderr": stderr}
-        if container.state.status in ("running", "paused"):
+        if container.state.has_process:
             return await self.supervisor.stream("attach", id=container.id, **streams)
         future: asyncio.Future[Stream] = asyncio.get_running_loop().create_future()
         live = self.live[container.id]
@@ -1204,7 +1194,7 @@ class ContainerService:
     async def resize(
         self, container: Container, height: int, width: int, exec_id: str = ""
     ) -> None:
-        if container.state.status not in ("running", "paused"):
+        if not container.state.has_process:
             raise Conflict(f"Container {container.id} is not running")
         await self.supervisor.call("resize", id=container.id, h=height, w=width, exec_id=exec_id)
 
