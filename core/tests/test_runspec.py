@@ -3,6 +3,7 @@ whatever symlinks the image holds), the environment, /etc files, mount order."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -145,4 +146,4 @@ def test_build_spec(tmp_path: Path) -> None:
     ]
     assert destinations[7:] == ["/etc/resolv.conf", "/etc/hostname", "/etc/hosts"]
     assert all("ro" in m.options for m in spec.mounts[7:])  # read-only root: /etc files too
-    assert ContainerSpec.from_json(spec.to_json()) == spec
+    assert ContainerSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec

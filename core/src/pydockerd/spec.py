@@ -7,13 +7,12 @@ filesystem is mounted, the user is numeric, the capability list is final, paths 
 mounts exist. The runtime only carries it out, in order.
 
 Every type here is a frozen dataclass of plain values, so a spec crosses the process boundary
-as JSON (:meth:`ContainerSpec.to_json` / :meth:`ContainerSpec.from_json`).
+as JSON (:meth:`ContainerSpec.to_dict` / :meth:`ContainerSpec.from_dict`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -276,12 +275,12 @@ class ContainerSpec:
     resources: Resources = field(default_factory=Resources)
     sysctls: dict[str, str] = field(default_factory=dict)
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self))
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, for JSON (tuples come back from JSON as lists: :meth:`from_dict`)."""
+        return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> ContainerSpec:
-        data = json.loads(text)
+    def from_dict(cls, data: dict[str, Any]) -> ContainerSpec:
         return cls(
             **{
                 **data,

@@ -8,7 +8,6 @@ rewritten atomically on every change), its log files, ``hosts``, ``hostname``,
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field

@@ -462,7 +462,7 @@ class ContainerService:
             "create",
             id=container.id,
             runtime=container.runtime,
-            spec=json_safe(spec),
+            spec=spec.to_dict(),
             open_stdin=bool(config.get("OpenStdin")),
             stdin_once=bool(config.get("StdinOnce")),
             log={  # "none" keeps nothing: the supervisor need not even split lines
@@ -1283,11 +1283,6 @@ class ContainerService:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._supervisor is not None:
             await self._supervisor.close()
-
-
-def json_safe(spec: ContainerSpec) -> Any:
-    """A spec as the JSON the supervisor reads."""
-    return json.loads(spec.to_json())
 
 
 def _exit_file(path: Path) -> dict[str, Any] | None:

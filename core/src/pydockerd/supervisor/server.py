@@ -472,7 +472,7 @@ class Supervisor:
             if previous.state != "exited":
                 raise Conflict(f"container {container_id} is already held by the supervisor")
             del self.containers[container_id]
-        spec = ContainerSpec.from_json(json.dumps(message["spec"]))
+        spec = ContainerSpec.from_dict(message["spec"])
         runtime = self.runtime(message["runtime"])
         log = message.get("log") or {}
         writer: LogWriter | None = None
