@@ -462,6 +462,13 @@ class Supervisor:
             raise Conflict(f"container {container_id} is not running")
         return container
 
+    def _not_exited(self, container_id: str) -> _Container:
+        """The container, created or running (a process to signal, a namespace to reach)."""
+        container = self._container(container_id)
+        if container.state == "exited":
+            raise Conflict(f"container {container_id} is not running")
+        return container
+
     async def op_hello(self, message: dict[str, Any]) -> Any:
         return {"containers": [c.snapshot() for c in self.containers.values()], "pid": os.getpid()}
 
@@ -524,9 +531,7 @@ class Supervisor:
         return {"started_at": container.started_at}
 
     async def op_kill(self, message: dict[str, Any]) -> Any:
-        container = self._container(message["id"])
-        if container.state == "exited":
-            raise Conflict(f"container {container.id} is not running")
+        container = self._not_exited(message["id"])
         await container.runtime.kill(
             container.id, int(message["signal"]), all_processes=bool(message.get("all"))
         )
@@ -555,9 +560,7 @@ class Supervisor:
 
     async def op_publish(self, message: dict[str, Any]) -> Any:
         """Start a proxy per mapping; all or none (a port in use stops the others again)."""
-        container = self._container(message["id"])
-        if container.state == "exited":
-            raise Conflict(f"container {container.id} is not running")
+        container = self._not_exited(message["id"])
         started: list[PortProxy] = []
         ports = []
         try:
