@@ -262,13 +262,7 @@ class ContainerService:
         networking = self._networking_config(host, body.get("NetworkingConfig") or {})
         port_requests(config, host)  # checks them
         if name:
-            name = valid_name(name)
-            if name in self.names:
-                raise Conflict(
-                    f'Conflict. The container name "/{name}" is already in use by container '
-                    f'"{self.names[name]}". You have to remove (or rename) that container to '
-                    "be able to reuse that name."
-                )
+            name = self._free_name(name)
         else:
             name = random_name()
             while name in self.names:
@@ -315,6 +309,17 @@ class ContainerService:
         self._register(container)
         self.emit("container", "create", container.id, **container.event_attributes())
         return container, []
+
+    def _free_name(self, name: str) -> str:
+        """``name`` checked, and not taken by another container (Docker's 409 if it is)."""
+        name = valid_name(name)
+        if name in self.names:
+            raise Conflict(
+                f'Conflict. The container name "/{name}" is already in use by container '
+                f'"{self.names[name]}". You have to remove (or rename) that container to be '
+                "able to reuse that name."
+            )
+        return name
 
     def _networking_config(self, host: dict[str, Any], requested: dict[str, Any]) -> dict[str, Any]:
         """The networks a new container is to be on, by name, the primary one
@@ -1119,15 +1124,9 @@ class ContainerService:
                 future.set_result(code)
 
     async def rename(self, container: Container, new_name: str) -> None:
-        name = valid_name(new_name)
-        if name == container.name:
+        if valid_name(new_name) == container.name:
             raise Conflict("Renaming a container with the same name as its current name")
-        if name in self.names:
-            raise Conflict(
-                f'Conflict. The container name "/{name}" is already in use by container '
-                f'"{self.names[name]}". You have to remove (or rename) that container to be '
-                "able to reuse that name."
-            )
+        name = self._free_name(new_name)
         old = container.name
         container.name = name
         container.save()
