@@ -18,7 +18,7 @@ from pydockerd.api.params import json_body, parse_bool, parse_filters, parse_tim
 from pydockerd.api.responses import json_response
 from pydockerd.api.streams import MULTIPLEXED, RAW, Hijack, detach_sequence, pump
 from pydockerd.containers.execs import ExecService
-from pydockerd.containers.model import Container, rfc3339_nano
+from pydockerd.containers.model import ZERO_TIME, Container, rfc3339_nano
 from pydockerd.containers.service import CONTAINER_FILTERS, ContainerService
 from pydockerd.errors import (
     InvalidParameter,
@@ -459,8 +459,8 @@ def _stats_body(
     return {
         "name": f"/{container.name}",
         "id": container.id,
-        "read": rfc3339_nano(now) if current is not None else "0001-01-01T00:00:00Z",
-        "preread": rfc3339_nano(previous[0]) if previous else "0001-01-01T00:00:00Z",
+        "read": rfc3339_nano(now) if current is not None else ZERO_TIME,
+        "preread": rfc3339_nano(previous[0]) if previous else ZERO_TIME,
         "pids_stats": _pids(current),
         "blkio_stats": {"io_service_bytes_recursive": io or None},
         "num_procs": 0,
