@@ -3,8 +3,8 @@
 The metadata (driver, labels, options, creation time, whether the daemon named it) is in
 ``<data-root>/volumes/metadata.db``; the data is the driver's. A volume is created in the
 driver first and recorded second, and removed from the record first and from the driver
-second, so a crash leaves at most data no record names, which :meth:`VolumeService.load`
-reports.
+second (the record is put back when the driver refuses), so a crash leaves at most data no
+record names, which :meth:`VolumeService.load` reports.
 """
 
 from __future__ import annotations
@@ -110,6 +110,19 @@ class VolumeService:
                 f"error looking up volume plugin {name}: plugin {name!r} not found"
             ) from None
 
+    def _insert(self, volume: Volume) -> None:
+        self._db.execute(
+            "INSERT INTO volumes VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                volume.name,
+                volume.driver,
+                volume.created,
+                json.dumps(volume.labels),
+                json.dumps(volume.options),
+                int(volume.anonymous),
+            ),
+        )
+
     # -- operations ---------------------------------------------------------------------
 
     async def create(
@@ -154,17 +167,7 @@ class VolumeService:
                 dict(options or {}),
                 anonymous,
             )
-            self._db.execute(
-                "INSERT INTO volumes VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    volume.name,
-                    volume.driver,
-                    volume.created,
-                    json.dumps(volume.labels),
-                    json.dumps(volume.options),
-                    int(anonymous),
-                ),
-            )
+            self._insert(volume)
         self.emit("volume", "create", name, driver=driver.name)
         return volume
 
@@ -173,6 +176,7 @@ class VolumeService:
 
         :raises NotFound: no such volume (unless ``force``).
         :raises Conflict: a container uses it (``force`` does not change that, as Docker).
+        :raises SystemError: the driver could not remove it; then the record stays too.
         """
         async with self._lock:
             volume = self.find(name)
@@ -184,7 +188,11 @@ class VolumeService:
             if users:
                 raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
             self._db.execute("DELETE FROM volumes WHERE name = ?", (name,))
-            await self.driver(volume.driver).remove(name)
+            try:
+                await self.driver(volume.driver).remove(name)
+            except Exception:  # the driver kept the data ("still mounted"): so does the record
+                self._insert(volume)
+                raise
         self.emit("volume", "destroy", name, driver=volume.driver)
 
     async def mount(self, name: str, container_id: str) -> Path:
