@@ -71,3 +71,25 @@ def test_volumes_through_docker_py(client: docker.DockerClient) -> None:
         assert client.volumes.get("pyvol").attrs["Labels"] == {"made": "by-docker-py"}
     finally:
         volume.remove()
+
+
+@pytest.mark.parametrize("how", ["rm by name", "auto-remove"])
+def test_exec_instances_go_with_their_container(client: docker.DockerClient, how: str) -> None:
+    name = f"exec-owner-{how.replace(' ', '-')}"
+    container = client.containers.run(
+        "busybox", ["sleep", "30"], name=name, detach=True, auto_remove=how == "auto-remove"
+    )
+    try:
+        exec_id = client.api.exec_create(name, ["true"])["Id"]
+        client.api.exec_start(exec_id)
+        assert client.api.exec_inspect(exec_id)["ExitCode"] == 0
+        if how == "auto-remove":
+            container.kill()
+            client.api.wait(container.id, condition="removed")
+        else:
+            client.api.remove_container(name, force=True)
+        with pytest.raises(NotFound, match="No such exec instance"):
+            client.api.exec_inspect(exec_id)
+    finally:
+        with pytest.raises(NotFound):
+            container.remove(force=True)

@@ -141,7 +141,6 @@ async def remove(request: web.Request) -> web.StreamResponse:
         force=parse_bool(request.query.get("force")),
         volumes=parse_bool(request.query.get("v")),
     )
-    _execs(request).forget_container(request.match_info["id"])
     return web.Response(status=204)
 
 

@@ -81,6 +81,7 @@ class ExecService:
         self.containers = containers
         self.execs: dict[str, Exec] = {}
         containers.on_exec_event = self.on_event
+        containers.on_removed = self.forget_container
 
     def get(self, exec_id: str) -> Exec:
         try:

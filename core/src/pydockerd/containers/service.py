@@ -168,6 +168,8 @@ class ContainerService:
         self._closing = False
         self.on_exec_event: Callable[[dict[str, Any]], None] = lambda event: None
         """Where the supervisor's exec events go; set by the exec service."""
+        self.on_removed: Callable[[str], None] = lambda container_id: None
+        """Called with the ID of each container removed (by hand or ``--rm``)."""
         images.container_users = self.image_users
         images.layers_in_use_by_containers = lambda: set(self.containers)
         images.chains_in_use_by_containers = self._image_chains
@@ -1117,6 +1119,7 @@ class ContainerService:
                     with contextlib.suppress(PydockerdError):
                         await self.volumes.remove(point.name)
         self.live.pop(container.id, None)
+        self.on_removed(container.id)
         self.emit("container", "destroy", container.id, **container.event_attributes())
         code = container.state.exit_code if exit_code is None else exit_code
         for future in live.removed_waiters + live.exit_waiters:
