@@ -91,3 +91,12 @@ async def test_prune_keeps_a_volume_the_driver_refuses_to_remove(
     with pytest.raises(SystemError):
         await volumes.prune({})
     assert volumes.volumes() == [anonymous]
+
+
+async def test_prune_with_all_and_a_label(service: tuple[VolumeService, list[Any]]) -> None:
+    volumes, _ = service
+    await volumes.create("named", "dirs", labels={"x": "1"})
+    await volumes.create("other", "dirs")
+    await volumes.create("", "dirs")
+    assert await volumes.prune({"all": ["true"], "label": ["x=1"]}) == (["named"], 0)
+    assert [v.name for v in volumes.volumes() if not v.anonymous] == ["other"]

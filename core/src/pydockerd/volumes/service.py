@@ -41,6 +41,15 @@ class Volume:
     anonymous: bool = False
 
 
+_SELECT = "SELECT name, driver, created, labels, options, anonymous FROM volumes"
+"""The columns of a volume's record, in :class:`Volume`'s order (:func:`_volume` reads them)."""
+
+
+def _volume(row: tuple[Any, ...]) -> Volume:
+    name, driver, created, labels, options, anonymous = row
+    return Volume(name, driver, created, json.loads(labels), json.loads(options), bool(anonymous))
+
+
 class VolumeService:
     """The daemon's volumes.
 
@@ -78,22 +87,12 @@ class VolumeService:
     # -- records ----------------------------------------------------------------------
 
     def volumes(self) -> list[Volume]:
-        rows = self._db.execute(
-            "SELECT name, driver, created, labels, options, anonymous FROM volumes ORDER BY name"
-        ).fetchall()
-        return [
-            Volume(name, driver, created, json.loads(labels), json.loads(options), bool(anon))
-            for name, driver, created, labels, options, anon in rows
-        ]
+        rows = self._db.execute(f"{_SELECT} ORDER BY name").fetchall()
+        return [_volume(row) for row in rows]
 
     def find(self, name: str) -> Volume | None:
-        row = self._db.execute(
-            "SELECT name, driver, created, labels, options, anonymous FROM volumes WHERE name = ?",
-            (name,),
-        ).fetchone()
-        if row is None:
-            return None
-        return Volume(row[0], row[1], row[2], json.loads(row[3]), json.loads(row[4]), bool(row[5]))
+        row = self._db.execute(f"{_SELECT} WHERE name = ?", (name,)).fetchone()
+        return None if row is None else _volume(row)
 
     def get(self, name: str) -> Volume:
         """:raises NotFound: Docker's ``get x: no such volume``."""
@@ -228,7 +227,7 @@ class VolumeService:
         for volume in self.volumes():
             if self.users(volume.name) or not (every or volume.anonymous):
                 continue
-            if not self.matches(volume, {k: v for k, v in filters.items() if k != "all"}):
+            if not self.matches(volume, filters):
                 continue
             size = await self.driver(volume.driver).usage(volume.name)
             try:
