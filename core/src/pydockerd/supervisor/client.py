@@ -16,6 +16,7 @@ from loguru import logger
 
 from pydockerd import errors
 from pydockerd.errors import PydockerdError, SystemError, Unavailable
+from pydockerd.fsutil import write_atomically
 from pydockerd.plugin import StartError
 from pydockerd.supervisor.protocol import read_message, stream_limit, write_message
 from pydockerd.supervisor.server import DriverSetup
@@ -101,17 +102,12 @@ class SupervisorClient:
     async def _start_supervisor(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         config = self.directory / "config.json"
-        tmp = config.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps(
-                {
-                    "socket": str(self.socket),
-                    "idle_timeout": self.idle_timeout,
-                    "drivers": {key: asdict(value) for key, value in self.drivers.items()},
-                }
-            )
-        )
-        tmp.replace(config)
+        settings = {
+            "socket": str(self.socket),
+            "idle_timeout": self.idle_timeout,
+            "drivers": {key: asdict(value) for key, value in self.drivers.items()},
+        }
+        write_atomically(config, json.dumps(settings), mode=0o600)
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
