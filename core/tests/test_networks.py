@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -244,6 +245,20 @@ async def test_prune_spares_networks_in_use(service: NetworkService) -> None:
     removed = await service.prune({}, lambda network_id: network_id == used.id)
     assert removed == ["spare"]
     assert {n.name for n in service.networks()} == {"bridge", "host", "none", "used"}
+
+
+async def test_prune_until_spares_networks_created_since(service: NetworkService) -> None:
+    made = await service.create({"Name": "recent"})
+    seconds = datetime.fromisoformat(made.created.replace("Z", "+00:00")).timestamp()
+    with pytest.raises(InvalidParameter, match="invalid value for until"):
+        await service.prune({"until": {"yesterday"}}, lambda network_id: False)
+    for until in (str(int(seconds) - 60), made.created):  # before it, and its very time
+        assert await service.prune({"until": {until}}, lambda network_id: False) == []
+    assert service.get("recent") == made
+    later = str(int(seconds) + 60)
+    assert await service.prune({"until": {later}}, lambda network_id: False) == ["recent"]
+    with pytest.raises(NotFound):
+        service.get("recent")
 
 
 async def test_records_outlive_the_service(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from loguru import logger
 
-from pydockerd.api.params import Filters
+from pydockerd.api.params import Filters, parse_timestamp_ns
 from pydockerd.errors import Conflict, Forbidden, InvalidParameter, NotFound, PydockerdError
 from pydockerd.networks import ipam
 from pydockerd.networks.store import EndpointRecord, NetworkRecord, NetworkStore
@@ -316,12 +316,21 @@ class NetworkService:
         self.emit("network", "destroy", network.id, name=network.name, type=network.driver)
 
     async def prune(self, filters: Filters, in_use: Callable[[str], bool]) -> list[str]:
-        """``POST /networks/prune``: user-defined networks no container uses or asks for."""
+        """``POST /networks/prune``: user-defined networks no container uses or asks for
+        (with ``until``: created before that time, as Docker's).
+
+        :raises InvalidParameter: an ``until`` that is no time (before anything is removed).
+        """
         removed = []
+        until = [parse_timestamp_ns(value, "until") for value in filters.get("until", ())]
+        others = {k: v for k, v in filters.items() if k != "until"}
         for network in self.store.networks():
             if network.name in PREDEFINED or in_use(network.id):
                 continue
-            if not self.matches(network, {k: v for k, v in filters.items() if k != "until"}):
+            if not self.matches(network, others):
+                continue
+            created = parse_timestamp_ns(network.created, "created") or 0
+            if any(limit is not None and created >= limit for limit in until):
                 continue
             try:
                 await self.remove(network.id)
