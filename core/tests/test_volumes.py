@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydockerd.errors import SystemError
+from pydockerd.containers.config import mount_points
+from pydockerd.errors import InvalidParameter, SystemError
 from pydockerd.plugin import VolumeDriver, VolumeInfo
 from pydockerd.testing.drivers import make_driver
 from pydockerd.volumes.service import VolumeService
@@ -100,3 +101,23 @@ async def test_prune_with_all_and_a_label(service: tuple[VolumeService, list[Any
     await volumes.create("", "dirs")
     assert await volumes.prune({"all": ["true"], "label": ["x=1"]}) == (["named"], 0)
     assert [v.name for v in volumes.volumes() if not v.anonymous] == ["other"]
+
+
+async def test_a_bad_name_is_refused_alike_by_volume_create_and_a_mount(
+    service: tuple[VolumeService, list[Any]],
+) -> None:
+    volumes, _ = service
+    expected = (
+        'create bad$name: "bad$name" includes invalid characters for a local volume name, only '
+        '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use '
+        "absolute path"
+    )
+    with pytest.raises(InvalidParameter) as created:
+        await volumes.create("bad$name", "dirs")
+    with pytest.raises(InvalidParameter) as bound:
+        mount_points({}, {"Binds": ["bad$name:/x"]}, "local")
+    mount = {"Type": "volume", "Source": "bad$name", "Target": "/x"}
+    with pytest.raises(InvalidParameter) as mounted:
+        mount_points({}, {"Mounts": [mount]}, "local")
+    assert str(created.value) == str(bound.value) == str(mounted.value) == expected
+    assert volumes.volumes() == []

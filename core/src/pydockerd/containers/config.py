@@ -21,6 +21,7 @@ from typing import Any
 
 from pydockerd.errors import InvalidParameter
 from pydockerd.spec import ALL_CAPABILITIES, DEFAULT_CAPABILITIES
+from pydockerd.volumes.names import check_volume_name
 
 __all__ = [
     "MIN_MEMORY",
@@ -42,7 +43,6 @@ MIN_MEMORY = 6 * 1024 * 1024
 """moby's smallest ``--memory``."""
 
 _RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
-_VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 _PROPAGATIONS = frozenset({"private", "rprivate", "shared", "rshared", "slave", "rslave"})
 _BIND_MODES = frozenset({"ro", "rw", "z", "Z", "nocopy", *_PROPAGATIONS})
 
@@ -418,16 +418,6 @@ def _absolute(kind: str, path: str) -> str:
     return str(PurePosixPath(path))
 
 
-def _volume_name(name: str) -> str:
-    if not _VOLUME_NAME.fullmatch(name):
-        raise InvalidParameter(
-            f'create {name}: "{name}" includes invalid characters for a local volume name, '
-            'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host '
-            "directory, use absolute path"
-        )
-    return name
-
-
 def _parse_bind(spec: str, volume_driver: str) -> MountPoint:
     """One ``-v`` value: ``/host:/ctr[:opts]``, ``name:/ctr[:opts]`` or ``/ctr``."""
     parts = spec.split(":")
@@ -463,7 +453,7 @@ def _parse_bind(spec: str, volume_driver: str) -> MountPoint:
     return MountPoint(
         type="volume",
         destination=destination,
-        name=_volume_name(source),
+        name=check_volume_name(source),
         driver=volume_driver,
         rw=rw,
         mode=mode or "z",
@@ -515,7 +505,7 @@ def _parse_mount(raw: Mapping[str, Any], volume_driver: str) -> MountPoint:
     return MountPoint(
         type="volume",
         destination=destination,
-        name=_volume_name(source) if source else "",
+        name=check_volume_name(source) if source else "",
         driver=driver_config.get("Name") or volume_driver,
         rw=not read_only,
         mode="z",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import secrets
 import sqlite3
 from collections.abc import Callable, Mapping
@@ -22,13 +21,13 @@ from typing import Any
 
 from loguru import logger
 from pydockerd.api.params import Filters
-from pydockerd.errors import Conflict, InvalidParameter, NotFound
+from pydockerd.errors import Conflict, NotFound
 from pydockerd.plugin import VolumeDriver
+from pydockerd.volumes.names import check_volume_name
 
 __all__ = ["VOLUME_FILTERS", "Volume", "VolumeService"]
 
 VOLUME_FILTERS = ("dangling", "driver", "label", "name", "all")
-_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 
 
 @dataclass
@@ -141,12 +140,7 @@ class VolumeService:
         """
         if not name:
             name, anonymous = secrets.token_hex(32), True
-        if not _NAME.fullmatch(name):
-            raise InvalidParameter(
-                f'create {name}: "{name}" includes invalid characters for a local volume '
-                'name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a '
-                "host directory, use absolute path"
-            )
+        check_volume_name(name)
         driver = self.driver(driver_name or "local")
         async with self._lock:
             existing = self.find(name)
