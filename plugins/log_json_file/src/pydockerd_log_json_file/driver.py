@@ -81,11 +81,6 @@ class JsonFileConfig(DriverConfig):
         return validate(options, size, self.max_file, self.compress)
 
 
-def _environment(context: LogContext) -> Mapping[str, str]:
-    """The container's environment, for the ``env`` and ``env-regex`` options."""
-    return context.env
-
-
 class JsonFileDriver(LogDriver):
     """Writes ``<id>-json.log`` as Docker does, rotated to ``.1``, ``.2``, ... (``.gz`` with
     ``compress``), and reads it back with since/until, tail and follow."""
@@ -105,7 +100,7 @@ class JsonFileDriver(LogDriver):
 
     def writer(self, context: LogContext) -> JsonFileWriter:
         policy = self.config.rotation(context.options)
-        attrs = extra_attributes(context.options, context.labels, _environment(context))
+        attrs = extra_attributes(context.options, context.labels, context.env)
         if context.options.get("tag"):
             attrs["tag"] = render_tag(context.options["tag"], context)
         encoder = LineEncoder(encode_attrs(attrs) if attrs else b"")

@@ -178,12 +178,14 @@ class Cursor:
             self.last_line = lines[-1]
         return lines
 
+    def __iter__(self) -> Iterator[bytes]:
+        """Every complete line left, read a chunk at a time as they are taken."""
+        while batch := self.read():
+            yield from batch
+
     def read_all(self) -> list[bytes]:
         """Every complete line left."""
-        lines: list[bytes] = []
-        while batch := self.read():
-            lines += batch
-        return lines
+        return list(self)
 
 
 @dataclass
@@ -207,9 +209,7 @@ class LogFile:
                 except (OSError, EOFError, zlib.error):  # damaged: what could be read
                     return
         else:
-            cursor = Cursor(self.fd)
-            while batch := cursor.read():
-                yield from batch
+            yield from Cursor(self.fd)
 
     def backwards(self, end: int | None = None) -> Iterator[bytes]:
         """The complete non-empty lines, last first (before ``end`` for a plain file)."""

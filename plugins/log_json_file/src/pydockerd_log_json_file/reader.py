@@ -116,7 +116,7 @@ class LogReader:
                 continue  # the whole file is older than ``since``
             sources.append(file.lines())
         if self.cursor is not None:
-            sources.append(self._cursor_lines(self.cursor))
+            sources.append(iter(self.cursor))
         for raw in itertools.chain.from_iterable(sources):
             record = decode_line(raw)
             if record is None or (self.since is not None and record.time_nano < self.since):
@@ -130,19 +130,16 @@ class LogReader:
         record = decode_line(last) if last is not None else None
         return record is not None and self.since is not None and record.time_nano < self.since
 
-    @staticmethod
-    def _cursor_lines(cursor: Cursor) -> Iterator[bytes]:
-        while batch := cursor.read():
-            yield from batch
-
     def _last(self, count: int) -> Iterator[LogRecord]:
         """The last ``count`` records of the window, reading backwards from the end."""
         newest_first: list[Iterator[bytes]] = []
         if self.cursor is not None:
             fd, cursor = self.cursor.fd, self.cursor
             cursor.offset = files.complete_end(fd, os.fstat(fd).st_size)
-            cursor.last_line = next(files.lines_backwards(fd, cursor.offset), None)
-            newest_first.append(files.lines_backwards(fd, cursor.offset))
+            backwards = files.lines_backwards(fd, cursor.offset)
+            cursor.last_line = next(backwards, None)
+            if cursor.last_line is not None:
+                newest_first.append(itertools.chain((cursor.last_line,), backwards))
         newest_first += [file.backwards() for file in reversed(self._rotated)]
         found: list[LogRecord] = []
         for raw in itertools.chain.from_iterable(newest_first):
