@@ -4,6 +4,7 @@ that keeps what it is asked in memory (the real bridge driver has its own suite)
 from __future__ import annotations
 
 import ipaddress
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from pydockerd.errors import Conflict, Forbidden, InvalidParameter, NotFound
 from pydockerd.networks import ipam
 from pydockerd.networks.service import NetworkService, resolv_servers
-from pydockerd.networks.store import EndpointRecord
+from pydockerd.networks.store import EndpointRecord, NetworkRecord, NetworkStore
 from pydockerd.plugin import EndpointConfig, NetworkConfig, NetworkDriver
 from pydockerd.settings import NetworkSettings
 from pydockerd.testing.drivers import make_driver
@@ -133,6 +134,25 @@ def test_resolv_servers(tmp_path: Path) -> None:
     conf.write_text("# x\nnameserver 10.0.0.53\nsearch example\nnameserver 127.0.0.53\n")
     assert resolv_servers(conf) == ["10.0.0.53", "127.0.0.53"]
     assert resolv_servers(tmp_path / "missing") == []
+
+
+def test_deleting_a_network_is_one_transaction(tmp_path: Path) -> None:
+    store = NetworkStore(tmp_path / "networks.db")
+    try:
+        store.add_network(NetworkRecord(id="n1", name="net", driver="bridge", created="x"))
+        endpoint = EndpointRecord("e1", "n1", "c1", "10.9.0.2/24", "02:42:0a:09:00:02", "eth0")
+        store.add_endpoint(endpoint)
+        with sqlite3.connect(tmp_path / "networks.db") as other:  # the second DELETE fails
+            other.execute(
+                "CREATE TRIGGER refuse BEFORE DELETE ON networks "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        with pytest.raises(sqlite3.IntegrityError, match="refused"):
+            store.delete_network("n1")
+        assert store.endpoints(network_id="n1") == [endpoint]  # the first was undone
+        assert [n.id for n in store.networks()] == ["n1"]
+    finally:
+        store.close()
 
 
 # -- the service ------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydockerd.dbutil import transaction
+
 __all__ = ["EndpointRecord", "NetworkRecord", "NetworkStore"]
 
 
@@ -124,7 +126,7 @@ class NetworkStore:
         self._db.execute(f"INSERT INTO networks VALUES ({marks})", _row(network, _NETWORK_FIELDS))  # noqa: S608
 
     def delete_network(self, network_id: str) -> None:
-        with self._db:
+        with transaction(self._db):
             self._db.execute("DELETE FROM endpoints WHERE network_id = ?", (network_id,))
             self._db.execute("DELETE FROM networks WHERE id = ?", (network_id,))
 
