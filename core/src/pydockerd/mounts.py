@@ -1,5 +1,5 @@
-"""mount(2) and umount2(2) through ctypes (Python 3.11 has no wrappers), mount descriptions,
-and overlay mounts of any depth.
+"""Mount descriptions, mounts that raise :class:`~pydockerd.errors.SystemError` (over the raw
+calls of :mod:`pydockerd.linux`), and overlay mounts of any depth.
 
 Drivers describe mounts with :class:`Mount` and perform them with :func:`mount`;
 :func:`mount_overlay` handles the one case a description cannot: more lower directories than
@@ -8,8 +8,6 @@ fit in a page of mount options.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import enum
 import os
 import re
@@ -17,7 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydockerd import linux
 from pydockerd.errors import SystemError
+from pydockerd.linux import MNT_DETACH
 
 __all__ = [
     "MNT_DETACH",
@@ -31,8 +31,6 @@ __all__ = [
     "parse_mount_options",
     "unmount",
 ]
-
-MNT_DETACH = 2
 
 
 class MountFlag(enum.IntFlag):
@@ -153,17 +151,6 @@ _AT_FDCWD = -100
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 _OCTAL_ESCAPE = re.compile(rb"\\([0-7]{3})")
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_libc.mount.argtypes = [
-    ctypes.c_char_p,
-    ctypes.c_char_p,
-    ctypes.c_char_p,
-    ctypes.c_ulong,
-    ctypes.c_char_p,
-]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-_libc.syscall.restype = ctypes.c_long
-
 
 @dataclass(frozen=True)
 class Mount:
@@ -182,21 +169,12 @@ def mount(description: Mount, target: Path, flags: int = 0) -> None:
 
     :raises SystemError: the kernel refused; the message has errno's text.
     """
-    data = description.data().encode() or None
-    if (
-        _libc.mount(
-            description.source.encode(),
-            str(target).encode(),
-            description.type.encode(),
-            flags,
-            data,
-        )
-        != 0
-    ):
-        err = ctypes.get_errno()
+    try:
+        linux.mount(description.source, target, description.type, flags, description.data() or None)
+    except OSError as e:
         raise SystemError(
-            f"mount -t {description.type} {description.source} {target}: {os.strerror(err)}"
-        )
+            f"mount -t {description.type} {description.source} {target}: {e.strerror}"
+        ) from None
 
 
 def unmount(target: Path, flags: int = 0) -> None:
@@ -204,9 +182,10 @@ def unmount(target: Path, flags: int = 0) -> None:
 
     :raises SystemError: the kernel refused.
     """
-    if _libc.umount2(str(target).encode(), flags) != 0:
-        err = ctypes.get_errno()
-        raise SystemError(f"umount {target}: {os.strerror(err)}")
+    try:
+        linux.umount2(target, flags)
+    except OSError as e:
+        raise SystemError(f"umount {target}: {e.strerror}") from None
 
 
 def mounted(target: Path) -> bool:
@@ -220,15 +199,6 @@ def mounted(target: Path) -> bool:
             if point == wanted:
                 return True
     return False
-
-
-def _syscall(number: int, *args: object) -> int:
-    c_args = [ctypes.c_long(a) if isinstance(a, int) else a for a in args]
-    result = int(_libc.syscall(ctypes.c_long(number), *c_args))
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return result
 
 
 def mount_overlay(
@@ -260,22 +230,24 @@ def mount_overlay(
         return
     fs = -1
     try:
-        fs = _syscall(_SYS_FSOPEN, b"overlay", _FSOPEN_CLOEXEC)
-        _syscall(_SYS_FSCONFIG, fs, _FSCONFIG_SET_STRING, b"source", b"overlay", 0)
+        fs = linux.syscall(_SYS_FSOPEN, b"overlay", _FSOPEN_CLOEXEC)
+        linux.syscall(_SYS_FSCONFIG, fs, _FSCONFIG_SET_STRING, b"source", b"overlay", 0)
         for directory in lower:
             path = os.fsencode(directory)
-            _syscall(_SYS_FSCONFIG, fs, _FSCONFIG_SET_STRING, b"lowerdir+", path, 0)
+            linux.syscall(_SYS_FSCONFIG, fs, _FSCONFIG_SET_STRING, b"lowerdir+", path, 0)
         for option in base:
             key, _, value = option.partition("=")
             if value:
-                _syscall(_SYS_FSCONFIG, fs, _FSCONFIG_SET_STRING, key.encode(), value.encode(), 0)
+                linux.syscall(
+                    _SYS_FSCONFIG, fs, _FSCONFIG_SET_STRING, key.encode(), value.encode(), 0
+                )
             else:
-                _syscall(_SYS_FSCONFIG, fs, _FSCONFIG_SET_FLAG, key.encode(), None, 0)
-        _syscall(_SYS_FSCONFIG, fs, _FSCONFIG_CMD_CREATE, None, None, 0)
+                linux.syscall(_SYS_FSCONFIG, fs, _FSCONFIG_SET_FLAG, key.encode(), None, 0)
+        linux.syscall(_SYS_FSCONFIG, fs, _FSCONFIG_CMD_CREATE, None, None, 0)
         attributes = 0 if upper is not None else _MOUNT_ATTR_RDONLY
-        mnt = _syscall(_SYS_FSMOUNT, fs, _FSMOUNT_CLOEXEC, attributes)
+        mnt = linux.syscall(_SYS_FSMOUNT, fs, _FSMOUNT_CLOEXEC, attributes)
         try:
-            _syscall(
+            linux.syscall(
                 _SYS_MOVE_MOUNT, mnt, b"", _AT_FDCWD, os.fsencode(target), _MOVE_MOUNT_F_EMPTY_PATH
             )
         finally:

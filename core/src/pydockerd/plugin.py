@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Generic, TypeVar
 import pluggy
 from pydantic import BaseModel, ConfigDict
 
+from pydockerd import linux
 from pydockerd.archive import (
     apply_layer,
     decompressed,
@@ -151,6 +152,7 @@ __all__ = [
     "decompressed",
     "directory_size",
     "hookimpl",
+    "linux",
     "mount",
     "mount_overlay",
     "mounted",

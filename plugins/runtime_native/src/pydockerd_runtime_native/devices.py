@@ -10,12 +10,13 @@ access, major, minor) and compares it with each allow rule in turn: a match retu
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from pydockerd.plugin import linux
 
 __all__ = ["DeviceRule", "attach_device_filter", "device_program", "on_cgroup2"]
 
@@ -43,15 +44,11 @@ _EXIT = 0x95
 _CGROUP2_SUPER_MAGIC = 0x63677270
 _STATFS_SIZE = 256  # struct statfs is 120 bytes on 64-bit Linux; f_type comes first
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_libc.syscall.restype = ctypes.c_long
-_libc.statfs.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
-
 
 def on_cgroup2(path: str) -> bool:
     """Whether ``path`` is on a cgroup2 filesystem (``statfs`` type)."""
     buffer = ctypes.create_string_buffer(_STATFS_SIZE)
-    if _libc.statfs(os.fsencode(path), buffer) != 0:
+    if linux.libc.statfs(os.fsencode(path), buffer) != 0:
         return False
     return ctypes.c_long.from_buffer(buffer).value == _CGROUP2_SUPER_MAGIC
 
@@ -126,13 +123,7 @@ def _bpf(command: int, attr: bytes) -> int:
     if number is None:
         raise OSError(38, f"bpf(2): unknown system call number on {platform.machine()}")
     buffer = ctypes.create_string_buffer(attr.ljust(_ATTR_SIZE, b"\0"), _ATTR_SIZE)
-    result = _libc.syscall(
-        ctypes.c_long(number), ctypes.c_long(command), buffer, ctypes.c_long(_ATTR_SIZE)
-    )
-    if result < 0:
-        error = ctypes.get_errno()
-        raise OSError(error, os.strerror(error))
-    return int(result)
+    return linux.syscall(number, command, buffer, _ATTR_SIZE)
 
 
 def attach_device_filter(cgroup_dir: str, rules: Iterable[DeviceRule]) -> None:

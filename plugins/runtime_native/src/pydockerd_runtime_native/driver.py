@@ -493,7 +493,7 @@ def _probe_namespaces() -> str:
                     if kind == "pid":
                         sc.setns(own, sc.CLONE_NEWPID)
                 except OSError as e:
-                    problems.append(f"{kind} namespace: {e.strerror}")
+                    problems.append(f"{kind} namespace: {sc.errno_text(e.errno or 0)}")
             os.write(write_end, "; ".join(problems).encode())
         finally:
             os._exit(0)

@@ -51,7 +51,7 @@ class PidNamespaces:
                 sc.setns(join, sc.CLONE_NEWPID)
         except OSError as e:
             what = "create a pid namespace" if new else "join the container's pid namespace"
-            raise StartError(f"{what}: {e.strerror}") from None
+            raise StartError(f"{what}: {sc.errno_text(e.errno or 0)}") from None
         try:
             yield
         finally:

@@ -1,18 +1,20 @@
 """The system calls Python 3.11 does not wrap, through ctypes: namespaces, mounts,
-pivot_root, capabilities, prctl, host names.
+pivot_root, capabilities, prctl, host names. mount, umount2, setns and unshare are the
+core's (:mod:`pydockerd.linux`, exported by ``pydockerd.plugin``), re-exported here; the
+rest use its C library handle.
 
 Every function raises :class:`OSError` with the errno (and the path, where there is one),
-and none imports anything when called, so the forked child may use them.
+and none imports anything when called, so the forked child may use them. Messages shown to
+users take errno's text from :func:`errno_text`.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from typing import Any
 
-from pydockerd.plugin import ALL_CAPABILITIES
+from pydockerd.plugin import ALL_CAPABILITIES, linux
 
 __all__ = [
     "CAPABILITIES",
@@ -41,12 +43,12 @@ __all__ = [
     "unshare",
 ]
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWCGROUP = 0x02000000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWNET = 0x40000000
-CLONE_NEWPID = 0x20000000
+CLONE_NEWNS = linux.CLONE_NEWNS
+CLONE_NEWCGROUP = linux.CLONE_NEWCGROUP
+CLONE_NEWUTS = linux.CLONE_NEWUTS
+CLONE_NEWIPC = linux.CLONE_NEWIPC
+CLONE_NEWNET = linux.CLONE_NEWNET
+CLONE_NEWPID = linux.CLONE_NEWPID
 
 NAMESPACES: dict[str, tuple[int, str]] = {
     "pid": (CLONE_NEWPID, "pid"),
@@ -58,7 +60,7 @@ NAMESPACES: dict[str, tuple[int, str]] = {
 }
 """Namespace type of :attr:`ContainerSpec.namespaces` → (clone flag, name in /proc/<pid>/ns)."""
 
-MNT_DETACH = 2
+MNT_DETACH = linux.MNT_DETACH
 
 _PR_SET_PDEATHSIG = 1
 _PR_CAPBSET_DROP = 24
@@ -69,28 +71,6 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 CAPABILITIES: dict[str, int] = {name: number for number, name in enumerate(ALL_CAPABILITIES)}
 """Capability names → numbers (linux/capability.h)."""
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_libc.unshare.argtypes = [ctypes.c_int]
-_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
-_libc.pivot_root.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
-_libc.mount.argtypes = [
-    ctypes.c_char_p,
-    ctypes.c_char_p,
-    ctypes.c_char_p,
-    ctypes.c_ulong,
-    ctypes.c_char_p,
-]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-_libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-_libc.prctl.argtypes = [
-    ctypes.c_int,
-    ctypes.c_ulong,
-    ctypes.c_ulong,
-    ctypes.c_ulong,
-    ctypes.c_ulong,
-]
 
 
 class _CapHeader(ctypes.Structure):
@@ -105,9 +85,6 @@ class _CapData(ctypes.Structure):
     ]
 
 
-_libc.capset.argtypes = [ctypes.POINTER(_CapHeader), ctypes.POINTER(_CapData)]
-
-
 def errno_text(number: int) -> str:
     """errno's text the way Go (runc, the docker CLI) writes it: ``no such file or directory``.
     The docker CLI looks for these exact lower-case words to choose exit statuses."""
@@ -117,56 +94,39 @@ def errno_text(number: int) -> str:
 
 def _check(result: int, path: str | None = None) -> None:
     if result != 0:
-        number = ctypes.get_errno()
-        if path is None:
-            raise OSError(number, errno_text(number))
-        raise OSError(number, errno_text(number), path)
+        linux.raise_errno(path)
 
 
 def _bytes(value: str | None) -> bytes | None:
     return None if value is None else os.fsencode(value)
 
 
-def unshare(flags: int) -> None:
-    """unshare(2): new namespaces of the types in ``flags`` (``CLONE_NEW*``)."""
-    _check(_libc.unshare(flags))
-
-
-def setns(fd: int, nstype: int) -> None:
-    """setns(2): join the namespace open as ``fd``."""
-    _check(_libc.setns(fd, nstype))
+unshare = linux.unshare
+setns = linux.setns
+mount = linux.mount
+umount = linux.umount2
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    _check(_libc.pivot_root(_bytes(new_root), _bytes(put_old)), new_root)
-
-
-def mount(
-    source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None
-) -> None:
-    """mount(2); the error carries ``target`` as its file name."""
-    _check(_libc.mount(_bytes(source), _bytes(target), _bytes(fstype), flags, _bytes(data)), target)
-
-
-def umount(target: str, flags: int = 0) -> None:
-    _check(_libc.umount2(_bytes(target), flags), target)
+    _check(linux.libc.pivot_root(_bytes(new_root), _bytes(put_old)), new_root)
 
 
 def sethostname(name: str) -> None:
-    _set_name(_libc.sethostname, name)
+    _set_name(linux.libc.sethostname, name)
 
 
 def setdomainname(name: str) -> None:
-    _set_name(_libc.setdomainname, name)
+    _set_name(linux.libc.setdomainname, name)
 
 
 def _set_name(call: Any, name: str) -> None:
     raw = name.encode()
-    _check(call(raw, len(raw)))
+    _check(call(raw, ctypes.c_size_t(len(raw))))
 
 
 def _prctl(option: int, arg2: int = 0, arg3: int = 0) -> None:
-    _check(_libc.prctl(option, arg2, arg3, 0, 0))
+    args = (ctypes.c_ulong(arg2), ctypes.c_ulong(arg3), ctypes.c_ulong(0), ctypes.c_ulong(0))
+    _check(linux.libc.prctl(ctypes.c_int(option), *args))
 
 
 def set_parent_death_signal(signal: int) -> None:
@@ -195,7 +155,7 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         _CapData(effective & 0xFFFFFFFF, permitted & 0xFFFFFFFF, inheritable & 0xFFFFFFFF),
         _CapData(effective >> 32, permitted >> 32, inheritable >> 32),
     )
-    _check(_libc.capset(ctypes.byref(header), data))
+    _check(linux.libc.capset(ctypes.byref(header), data))
 
 
 def last_capability() -> int:
@@ -226,7 +186,4 @@ def default_signal_action(number: int) -> None:
     if _SYS_RT_SIGACTION is None:
         return
     action = _KernelSigaction(None, 0, None, 0)
-    call = (ctypes.c_long(_SYS_RT_SIGACTION), ctypes.c_long(number), ctypes.byref(action))
-    if _libc.syscall(*call, None, ctypes.c_long(8)) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
+    linux.syscall(_SYS_RT_SIGACTION, number, ctypes.byref(action), None, 8)
