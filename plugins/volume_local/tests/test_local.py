@@ -34,6 +34,7 @@ from pydockerd.testing.drivers import (
     probe_as_user,
     register_from_entry_point,
 )
+from pydockerd.testing.fixtures import read_only_directory
 from pydockerd.testing.volumes import cleanup_volumes
 from pydockerd_volume_local.driver import LocalDriver
 from pydockerd_volume_local.options import MountOptions, parse_flags
@@ -247,15 +248,10 @@ def test_probe_skips_a_directory_the_daemon_cannot_write(base: Path) -> None:
 @pytest.mark.privileged
 @needs_root
 async def test_probe_skips_a_read_only_filesystem(base: Path) -> None:
-    scratch = base / "ro"
-    scratch.mkdir()
-    mount(Mount("tmpfs", "tmpfs", ("ro", "size=1m")), scratch)
-    try:
+    with read_only_directory(base / "ro") as scratch:
         with pytest.raises(DriverNotSupported) as caught:
             await LocalDriver.probe(driver_context(base, scratch_dir=scratch))
         assert str(caught.value) == f"{scratch} is not writable: Read-only file system"
-    finally:
-        unmount(scratch)
 
 
 # -- mounts by options

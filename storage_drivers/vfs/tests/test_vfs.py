@@ -4,26 +4,29 @@ writable directory is enough; an unwritable one is a skip)."""
 from __future__ import annotations
 
 import importlib.metadata
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pydockerd.plugin import DriverNotSupported, Mount, StorageDriver, mount, unmount
-from pydockerd.testing.drivers import driver_context, probe_as_user, register_from_entry_point
+from pydockerd.plugin import DriverNotSupported, StorageDriver
+from pydockerd.testing.drivers import (
+    driver_context,
+    mount_safe_directory,
+    probe_as_user,
+    register_from_entry_point,
+)
+from pydockerd.testing.fixtures import read_only_directory
 from pydockerd_storage_vfs.driver import VfsDriver
 
 NOBODY = 65534
-MNT_DETACH = 2
 
 
 @pytest.fixture
 def short_tmp() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="pdv-", dir="/tmp"))
-    path.chmod(0o755)  # other users may look inside (the probes run as nobody below)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    """A short directory under /tmp, mode 0755 (the probes below run as nobody, who must
+    look inside); no mount outlives it."""
+    with mount_safe_directory("pdv-") as path:
+        yield path
 
 
 def mounts() -> str:
@@ -70,16 +73,8 @@ def test_probe_skips_a_directory_the_daemon_cannot_write(short_tmp: Path) -> Non
 @pytest.mark.privileged
 async def test_probe_skips_a_read_only_filesystem(short_tmp: Path) -> None:
     """Read-only is the one thing root cannot write through."""
-    scratch = short_tmp / "ro"
-    scratch.mkdir()
-    mount(Mount("tmpfs", "tmpfs", ("ro", "size=1m")), scratch)
-    try:
+    with read_only_directory(short_tmp / "ro") as scratch:
         with pytest.raises(DriverNotSupported) as caught:
             await VfsDriver.probe(driver_context(short_tmp, scratch_dir=scratch))
         assert str(caught.value) == f"{scratch} is not writable"
-    finally:
-        try:
-            unmount(scratch)
-        except Exception:
-            unmount(scratch, MNT_DETACH)
     assert str(short_tmp) not in mounts()
