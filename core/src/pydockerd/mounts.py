@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,10 +24,14 @@ __all__ = [
     "MS_RDONLY",
     "Mount",
     "MountFlag",
+    "MountInfo",
     "ParsedMountOptions",
     "mount",
     "mount_overlay",
+    "mount_points",
     "mounted",
+    "mountinfo",
+    "mounts_under",
     "parse_mount_options",
     "unmount",
 ]
@@ -188,17 +192,76 @@ def unmount(target: Path, flags: int = 0) -> None:
         raise SystemError(f"umount {target}: {e.strerror}") from None
 
 
+@dataclass(frozen=True)
+class MountInfo:
+    """One line of ``/proc/<pid>/mountinfo`` (proc(5)), its escapes undone."""
+
+    mount_id: int
+    parent_id: int
+    device: str
+    """``major:minor`` of the filesystem."""
+    root: str
+    """The directory of the filesystem mounted here (``/`` unless a bind of a subtree)."""
+    mount_point: str
+    options: tuple[str, ...]
+    """Per-mount options (``rw``, ``nosuid``, ``relatime``...)."""
+    optional: tuple[str, ...]
+    """Optional fields: propagation (``shared:1``, ``master:2``...)."""
+    fstype: str
+    source: str
+    super_options: tuple[str, ...]
+    """Per-superblock options (``rw``, ``size=64k``, ``memory``...)."""
+
+
+def _unescaped(field: bytes) -> str:
+    """The kernel writes space, tab, newline, backslash (and, in options, comma and ``=``)
+    as ``\\ooo``."""
+    return os.fsdecode(_OCTAL_ESCAPE.sub(lambda m: bytes([int(m.group(1), 8)]), field))
+
+
+def _options(field: bytes) -> tuple[str, ...]:
+    return tuple(_unescaped(option) for option in field.split(b",") if option)
+
+
+def mountinfo(pid: int | str = "self") -> Iterator[MountInfo]:
+    """The mounts of ``pid``'s mount namespace, in ``/proc/<pid>/mountinfo`` order (parents
+    before their children, older before newer)."""
+    with open(f"/proc/{pid}/mountinfo", "rb") as f:  # noqa: PTH123 - bytes, one pass
+        for line in f:
+            fields = line.rstrip(b"\n").split(b" ")
+            separator = fields.index(b"-", 6)
+            fstype, source, super_options = fields[separator + 1 : separator + 4]
+            yield MountInfo(
+                mount_id=int(fields[0]),
+                parent_id=int(fields[1]),
+                device=fields[2].decode(),
+                root=_unescaped(fields[3]),
+                mount_point=_unescaped(fields[4]),
+                options=_options(fields[5]),
+                optional=tuple(_unescaped(f) for f in fields[6:separator]),
+                fstype=_unescaped(fstype),
+                source=_unescaped(source),
+                super_options=_options(super_options),
+            )
+
+
+def mount_points() -> list[Path]:
+    """Every mount point of this mount namespace, in ``/proc/self/mountinfo`` order (a
+    stacked mount is listed once per mount)."""
+    return [Path(info.mount_point) for info in mountinfo()]
+
+
+def mounts_under(directory: Path) -> list[Path]:
+    """Mount points at or below ``directory``, the most recent first (a stacked mount is
+    listed once per mount)."""
+    base = Path(os.path.realpath(directory))
+    return [p for p in reversed(mount_points()) if p == base or base in p.parents]
+
+
 def mounted(target: Path) -> bool:
     """Whether something is mounted exactly on ``target``."""
-    wanted = os.fsencode(os.path.realpath(target))
-    with open("/proc/self/mountinfo", "rb") as f:  # noqa: PTH123 - bytes, one pass
-        for line in f:
-            # field 5 is the mount point, with space, tab, newline and backslash octal-escaped
-            point = line.split(b" ", 5)[4]
-            point = _OCTAL_ESCAPE.sub(lambda m: bytes([int(m.group(1), 8)]), point)
-            if point == wanted:
-                return True
-    return False
+    wanted = os.path.realpath(target)
+    return any(info.mount_point == wanted for info in mountinfo())
 
 
 def mount_overlay(

@@ -1,6 +1,6 @@
 """Container cgroups for real: v1 on this host's hierarchies, v2 on its cgroup2 mount (which
 holds no limiting controller on a hybrid host) and, for the limit files, on a directory tree
-shaped like a cgroup2 filesystem."""
+shaped like a cgroup2 filesystem; and the mountinfo reader the layout is found with."""
 
 from __future__ import annotations
 
@@ -12,7 +12,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pydockerd.plugin import Device, Resources
+from pydockerd.plugin import (
+    Device,
+    Mount,
+    Resources,
+    mount,
+    mounted,
+    mountinfo,
+    mounts_under,
+    unmount,
+)
+from pydockerd.testing.drivers import mount_safe_directory
 from pydockerd_runtime_native.cgroups import (
     DEFAULT_DEVICE_RULES,
     Cgroup,
@@ -306,3 +316,20 @@ def test_v2_unlimited_swap_and_no_quota(tmp_path: Path) -> None:
     assert (leaf / "memory.swap.max").read_text() == "max"
     assert (leaf / "cpu.max").read_text() == "max 50000"
     assert (leaf / "pids.max").read_text() == "max", "untouched"
+
+
+@pytest.mark.privileged
+def test_mountinfo_undoes_every_escape() -> None:
+    """Layout.detect reads the hierarchies through pydockerd.plugin.mountinfo: a mount point
+    with a space, a tab, a newline or a backslash reads back as it is."""
+    with mount_safe_directory() as base:
+        target = base / "a b\tc\nd\\e"
+        target.mkdir()
+        mount(Mount("tmpfs", "src\\with space", ("size=64k",)), target)
+        found = [m for m in mountinfo() if m.mount_point == str(target)]
+        assert [(m.fstype, m.source, m.root) for m in found] == [("tmpfs", "src\\with space", "/")]
+        assert "size=64k" in found[0].super_options
+        assert mounted(target)
+        assert mounts_under(base) == [target]
+        unmount(target)
+        assert mounts_under(base) == []

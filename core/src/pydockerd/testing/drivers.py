@@ -1,5 +1,6 @@
 """Helpers for testing driver packages: load a driver through its real entry point, and
-build the context a probe gets."""
+build the context a probe gets. :func:`mount_points` and :func:`mounts_under` are
+``pydockerd.plugin``'s, re-exported."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import asyncio
 import contextlib
 import importlib.metadata
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -26,6 +26,8 @@ from pydockerd.plugin import (
     DriverNotSupported,
     DriverRegistry,
     SystemError,
+    mount_points,
+    mounts_under,
     unmount,
 )
 
@@ -41,7 +43,6 @@ __all__ = [
 ]
 
 D = TypeVar("D", bound=Driver)
-_OCTAL_ESCAPE = re.compile(rb"\\([0-7]{3})")
 
 
 def register_from_entry_point(entry_point: str, base: type[D]) -> DriverRegistry[D]:
@@ -75,24 +76,6 @@ def make_driver(cls: type[D], directory: Path, config: DriverConfig | None = Non
     for path in (context.state_dir, context.run_dir, context.scratch_dir):
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return cls(context)
-
-
-def mount_points() -> list[Path]:
-    """Every mount point of this mount namespace, in ``/proc/self/mountinfo`` order."""
-    points: list[Path] = []
-    with Path("/proc/self/mountinfo").open("rb") as f:
-        for line in f:
-            point = line.split(b" ", 5)[4]
-            point = _OCTAL_ESCAPE.sub(lambda m: bytes([int(m.group(1), 8)]), point)
-            points.append(Path(os.fsdecode(point)))
-    return points
-
-
-def mounts_under(directory: Path) -> list[Path]:
-    """Mount points at or below ``directory``, the most recent first (a stacked mount is
-    listed once per mount)."""
-    base = Path(os.path.realpath(directory))
-    return [p for p in reversed(mount_points()) if p == base or base in p.parents]
 
 
 def detach_mounts_under(directory: Path) -> list[Path]:

@@ -34,7 +34,7 @@ from cgroupspy.controllers import (
     MemoryController,
 )
 from cgroupspy.nodes import Node
-from pydockerd.plugin import Device, Resources, ResourceStats
+from pydockerd.plugin import Device, Resources, ResourceStats, mountinfo
 
 from pydockerd_runtime_native.devices import DeviceRule, attach_device_filter, on_cgroup2
 
@@ -243,22 +243,16 @@ def _mounted_hierarchies() -> tuple[dict[str, str], str]:
     v1: dict[str, str] = {}
     v2 = ""
     try:
-        lines = _read("/proc/self/mountinfo").splitlines()
+        mounts = [m for m in mountinfo() if m.root == "/"]
     except OSError:
         return v1, v2
-    for line in lines:
-        fields, _, tail = line.partition(" - ")
-        parts = fields.split()
-        kind = tail.split()
-        if len(parts) < 5 or len(kind) < 3 or parts[3] != "/":
-            continue
-        point = parts[4].replace("\\040", " ")
-        if kind[0] == "cgroup2" and not v2:
-            v2 = point
-        elif kind[0] == "cgroup":
-            for option in kind[2].split(","):
+    for info in mounts:
+        if info.fstype == "cgroup2" and not v2:
+            v2 = info.mount_point
+        elif info.fstype == "cgroup":
+            for option in info.super_options:
                 if option in V1_CONTROLLERS:
-                    v1.setdefault(option, point)
+                    v1.setdefault(option, info.mount_point)
     return v1, v2
 
 

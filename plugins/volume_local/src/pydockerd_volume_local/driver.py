@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import secrets
 import stat
 import tempfile
@@ -39,6 +38,7 @@ from pydockerd.plugin import (
     VolumeInfo,
     directory_size,
     mounted,
+    mounts_under,
     remove_tree,
     unmount,
     write_atomically,
@@ -51,20 +51,11 @@ __all__ = ["LocalDriver"]
 DATA = "_data"
 OPTIONS = "opts.json"
 TEMPORARY = ".tmp-"
-_OCTAL = re.compile(rb"\\([0-7]{3})")
 
 
 def _mount_points_under(directory: Path) -> list[Path]:
-    """What is mounted at or below ``directory`` (``/proc/self/mountinfo``, whose mount
-    points have space, tab, newline and backslash octal-escaped)."""
-    base = os.fsencode(os.path.realpath(directory))
-    found = []
-    with Path("/proc/self/mountinfo").open("rb") as f:
-        for line in f:
-            point = _OCTAL.sub(lambda m: bytes([int(m.group(1), 8)]), line.split(b" ", 5)[4])
-            if point == base or point.startswith(base + b"/"):
-                found.append(Path(os.fsdecode(point)))
-    return found
+    """What is mounted at or below ``directory``, in ``/proc/self/mountinfo`` order."""
+    return mounts_under(directory)[::-1]
 
 
 class LocalDriver(VolumeDriver):
