@@ -3,15 +3,16 @@ that keeps what it is asked in memory (the real bridge driver has its own suite)
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydockerd.errors import Conflict, Forbidden, InvalidParameter, NotFound
+from pydockerd.errors import Conflict, Forbidden, InvalidParameter, NotFound, SystemError
 from pydockerd.networks import ipam
 from pydockerd.networks.service import NetworkService, resolv_servers
 from pydockerd.networks.store import EndpointRecord, NetworkRecord, NetworkStore
@@ -57,15 +58,59 @@ class HostDriver(NetworkDriver):
     shares_host_namespace = True
 
 
-@pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[NetworkService]:
+class FakeDns:
+    """A container DNS server that binds nothing; like the real one, a second server on an
+    address fails to start."""
+
+    def __init__(self, servers: FakeDnsServers, address: str, upstreams: list[str]) -> None:
+        self.servers, self.address, self.upstreams = servers, address, upstreams
+        self.running = False
+
+    async def start(self) -> None:
+        await self.servers.gate.wait()
+        if any(s.running and s.address == self.address for s in self.servers.made):
+            raise SystemError(f"cannot serve DNS on {self.address}:53: address already in use")
+        self.running = True
+
+    async def close(self) -> None:
+        self.running = False
+
+
+class FakeDnsServers:
+    """The ``dns_server`` factory; a start waits for :attr:`gate`."""
+
+    def __init__(self) -> None:
+        self.made: list[FakeDns] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    def __call__(self, address: str, lookup: Any, upstreams: list[str], **options: Any) -> FakeDns:
+        server = FakeDns(self, address, upstreams)
+        self.made.append(server)
+        return server
+
+    def running(self) -> list[FakeDns]:
+        return [s for s in self.made if s.running]
+
+
+async def soon(condition: Callable[[], bool]) -> None:
+    for _ in range(100):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("it did not happen")
+
+
+def new_service(
+    tmp_path: Path, dns_server: FakeDnsServers | None = None, **settings: Any
+) -> NetworkService:
     drivers = {
         "bridge": make_driver(KeepingDriver, tmp_path / "bridge"),
         "null": make_driver(NullDriver, tmp_path / "null"),
         "host": make_driver(HostDriver, tmp_path / "host"),
     }
     events: list[tuple[Any, ...]] = []
-    networks = NetworkService(
+    return NetworkService(
         tmp_path / "networks",
         drivers,
         NetworkSettings(
@@ -73,9 +118,32 @@ async def service(tmp_path: Path) -> AsyncIterator[NetworkService]:
             default_subnet="10.77.0.0/24",
             address_pool="10.78.0.0/16",
             pool_prefix_length=24,
+            **settings,
         ),
         lambda *args, **attributes: events.append((*args, attributes)),
+        dns_server=dns_server,
     )
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[NetworkService]:
+    networks = new_service(tmp_path)
+    await networks.initialize()
+    try:
+        yield networks
+    finally:
+        await networks.close()
+
+
+@pytest.fixture
+def dns() -> FakeDnsServers:
+    return FakeDnsServers()
+
+
+@pytest.fixture
+async def dns_service(tmp_path: Path, dns: FakeDnsServers) -> AsyncIterator[NetworkService]:
+    """A service that runs a (fake) DNS server for each user-defined network."""
+    networks = new_service(tmp_path, dns, dns_upstreams=["192.0.2.53"])
     await networks.initialize()
     try:
         yield networks
@@ -279,6 +347,39 @@ async def test_prune_until_spares_networks_created_since(service: NetworkService
     assert await service.prune({"until": {later}}, lambda network_id: False) == ["recent"]
     with pytest.raises(NotFound):
         service.get("recent")
+
+
+async def test_one_dns_server_however_many_start_it_at_once(
+    dns_service: NetworkService, dns: FakeDnsServers
+) -> None:
+    dns.gate.clear()
+    creating = asyncio.create_task(dns_service.create({"Name": "named"}))
+    await soon(lambda: len(dns.made) == 1)  # starting, outside the service's lock
+    record = dns_service.get("named")
+    ensuring = [asyncio.create_task(dns_service.ensure(record)) for _ in range(2)]
+    await asyncio.sleep(0)
+    dns.gate.set()
+    await asyncio.gather(creating, *ensuring)
+    assert [s.address for s in dns.running()] == [record.gateway]
+    assert len(dns.made) == 1
+    assert dns_service.dns_address(record) == record.gateway
+
+
+async def test_a_network_removed_while_its_dns_server_starts_keeps_none(
+    dns_service: NetworkService, dns: FakeDnsServers
+) -> None:
+    dns.gate.clear()
+    creating = asyncio.create_task(dns_service.create({"Name": "brief"}))
+    await soon(lambda: len(dns.made) == 1)
+    record = dns_service.get("brief")
+    removing = asyncio.create_task(dns_service.remove("brief"))
+    await asyncio.sleep(0)
+    dns.gate.set()
+    await asyncio.gather(creating, removing)
+    assert dns.running() == []  # the server that was starting stopped with its network
+    await dns_service.ensure(record)  # a late start, with the record read before the remove
+    assert dns.running() == []
+    assert dns_service.dns_address(record) is None
 
 
 async def test_records_outlive_the_service(tmp_path: Path) -> None:

@@ -79,6 +79,9 @@ class NetworkService:
         self.emit = emit
         self._dns_factory = dns_server
         self._dns: dict[str, Any] = {}
+        self._dns_lock = asyncio.Lock()
+        """Held while a DNS server starts or stops: a network has one at most, and none once
+        it is removed."""
         self._ensured: set[str] = set()
         self._lock = asyncio.Lock()
         self.names_of: Callable[[str], list[str]] = lambda container_id: []
@@ -123,10 +126,11 @@ class NetworkService:
         await self._start_dns(network)
 
     async def close(self) -> None:
-        for server in list(self._dns.values()):
-            with contextlib.suppress(Exception):
-                await server.close()
-        self._dns.clear()
+        async with self._dns_lock:
+            for server in list(self._dns.values()):
+                with contextlib.suppress(Exception):
+                    await server.close()
+            self._dns.clear()
         self.store.close()
 
     # -- lookups ----------------------------------------------------------------------
@@ -307,12 +311,13 @@ class NetworkService:
                     f"error while removing network: network {network.name} id {network.id} "
                     "has active endpoints"
                 )
-            server = self._dns.pop(network.id, None)
-            if server is not None:
-                await server.close()
-            await self.driver(network).delete_network(self.config(network))
-            self._ensured.discard(network.id)
-            self.store.delete_network(network.id)
+            async with self._dns_lock:  # no DNS server starts until the record is gone
+                server = self._dns.pop(network.id, None)
+                if server is not None:
+                    await server.close()
+                await self.driver(network).delete_network(self.config(network))
+                self._ensured.discard(network.id)
+                self.store.delete_network(network.id)
         self.emit("network", "destroy", network.id, name=network.name, type=network.driver)
 
     async def prune(self, filters: Filters, in_use: Callable[[str], bool]) -> list[str]:
@@ -475,29 +480,30 @@ class NetworkService:
         return network.gateway if network.id in self._dns else None
 
     async def _start_dns(self, network: NetworkRecord) -> None:
-        if (
-            self._dns_factory is None
-            or network.name in PREDEFINED
-            or not network.gateway
-            or network.id in self._dns
-        ):
+        factory = self._dns_factory
+        if factory is None or network.name in PREDEFINED or not network.gateway:
             return
-        upstreams = list(self.settings.dns_upstreams) or [
-            s for s in resolv_servers() if s != network.gateway
-        ]
-        server = self._dns_factory(
-            network.gateway,
-            lambda name, network_id=network.id: self.lookup(network_id, name),
-            upstreams,
-            reverse=lambda address, network_id=network.id: self.reverse(network_id, address),
-            domain=network.name,
-        )
-        try:
-            await server.start()
-        except PydockerdError as e:
-            logger.error("network {}: no container DNS: {}", network.name, e)
-            return
-        self._dns[network.id] = server
+        async with self._dns_lock:
+            # One start at a time (a second would find the address in use), and none for a
+            # network removed meanwhile (its server would outlive it).
+            if network.id in self._dns or self.store.network(network.id) is None:
+                return
+            upstreams = list(self.settings.dns_upstreams) or [
+                s for s in resolv_servers() if s != network.gateway
+            ]
+            server = factory(
+                network.gateway,
+                lambda name, network_id=network.id: self.lookup(network_id, name),
+                upstreams,
+                reverse=lambda address, network_id=network.id: self.reverse(network_id, address),
+                domain=network.name,
+            )
+            try:
+                await server.start()
+            except PydockerdError as e:
+                logger.error("network {}: no container DNS: {}", network.name, e)
+                return
+            self._dns[network.id] = server
 
     # -- inspect ------------------------------------------------------------------------
 

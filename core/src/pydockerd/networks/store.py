@@ -121,6 +121,13 @@ class NetworkStore:
         ).fetchall()
         return [NetworkRecord(**_decode(_NETWORK_FIELDS, row)) for row in rows]
 
+    def network(self, network_id: str) -> NetworkRecord | None:
+        row = self._db.execute(
+            f"SELECT {', '.join(_NETWORK_FIELDS)} FROM networks WHERE id = ?",  # noqa: S608
+            (network_id,),
+        ).fetchone()
+        return NetworkRecord(**_decode(_NETWORK_FIELDS, row)) if row else None
+
     def add_network(self, network: NetworkRecord) -> None:
         marks = ", ".join("?" * len(_NETWORK_FIELDS))
         self._db.execute(f"INSERT INTO networks VALUES ({marks})", _row(network, _NETWORK_FIELDS))  # noqa: S608
