@@ -251,6 +251,17 @@ def test_run_refuses_what_docker_refuses(engine: FakeDaemon) -> None:
         'invalid argument "x" for "--stop-timeout" flag: '
         'strconv.ParseInt: parsing "x": invalid syntax',
     )
+    for text in (" 5", "1__0", "_10", "08", "0x"):
+        assert refused("--cpu-shares", text) == (
+            125,
+            f'invalid argument "{text}" for "-c, --cpu-shares" flag: '
+            f'strconv.ParseInt: parsing "{text}": invalid syntax',
+        )
+    assert refused("--pids-limit", "9223372036854775808") == (
+        125,
+        'invalid argument "9223372036854775808" for "--pids-limit" flag: '
+        'strconv.ParseInt: parsing "9223372036854775808": value out of range',
+    )
     assert refused("--ulimit", "foo") == (
         125,
         'invalid argument "foo" for "--ulimit" flag: invalid ulimit argument: foo',
@@ -291,6 +302,14 @@ def test_run_refuses_what_docker_refuses(engine: FakeDaemon) -> None:
             "invalid restart policy format: maximum retry count must be an integer",
         ),
         (
+            ["--restart", "on-failure:1_0"],
+            "invalid restart policy format: maximum retry count must be an integer",
+        ),
+        (
+            ["--restart", "on-failure: 1"],
+            "invalid restart policy format: maximum retry count must be an integer",
+        ),
+        (
             ["--rm", "--restart", "always"],
             "conflicting options: cannot specify both --restart and --rm",
         ),
@@ -320,6 +339,21 @@ def test_run_refuses_what_docker_refuses(engine: FakeDaemon) -> None:
     not_a_tty = run(engine, "run", "-it", "busybox")
     assert (not_a_tty.status, not_a_tty.stderr) == (1, "the input device is not a TTY\n")
     assert engine.calls() == []
+
+
+def test_integer_flags_read_go_literals_as_docker_does(engine: FakeDaemon) -> None:
+    """pflag's int flags are ``strconv.ParseInt(s, 0, 64)``: docker 28.2.2 sends these."""
+    created(engine)
+    for text, value in [("1_000", 1000), ("0x10", 16), ("010", 8), ("0b11", 3), ("-0o17", -15)]:
+        result = run(engine, "create", f"--cpu-shares={text}", "--pids-limit", text, "busybox")
+        assert result.status == 0, result.stderr
+        host_config = body_of(engine)["HostConfig"]
+        assert (host_config["CpuShares"], host_config["PidsLimit"]) == (value, value), text
+    run(engine, "create", "--restart", "on-failure:+3", "busybox")
+    assert body_of(engine)["HostConfig"]["RestartPolicy"] == {
+        "Name": "on-failure",
+        "MaximumRetryCount": 3,
+    }
 
 
 def test_create_sends_the_body_docker_builds(engine: FakeDaemon, tmp_path: Path) -> None:
@@ -841,6 +875,13 @@ def test_port_lists_and_looks_up(engine: FakeDaemon) -> None:
     assert invalid.stderr == (
         'Error: invalid port (abc): strconv.ParseUint: parsing "abc": invalid syntax\n'
     )
+    invalid_syntax, out_of_range = "invalid syntax", "value out of range"
+    for text, reason in [("1_0", invalid_syntax), ("+80", invalid_syntax), ("70000", out_of_range)]:
+        refused = run(engine, "port", "web", text)
+        assert (refused.status, refused.stderr) == (
+            1,
+            f'Error: invalid port ({text}): strconv.ParseUint: parsing "{text}": {reason}\n',
+        )
 
 
 def test_container_inspect_and_top_level_inspect(engine: FakeDaemon) -> None:

@@ -13,6 +13,7 @@ from pydocker.commands.stats import stats_row
 from pydocker.errors import PydockerError
 from pydocker.formatting import Row, Template
 from pydocker.hijack import FrameDecoder, Hijacked, detach_sequence, open_hijacked
+from pydocker.options import go_parse_int
 
 
 @pytest.mark.parametrize(
@@ -44,6 +45,47 @@ def test_ram_sizes(text: str, size: int) -> None:
 def test_ram_refusals(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace(".", r"\.")):
         parse_ram(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("0", 0),
+        ("-0", 0),
+        ("+0x_f", 15),
+        ("0_10", 8),
+        ("0x_1F", 31),
+        ("0B101", 5),
+        ("1_0_0", 100),
+        ("-9223372036854775808", -(2**63)),
+    ],
+)
+def test_go_integer_literals(text: str, value: int) -> None:
+    assert go_parse_int(text, base=0) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "base", "reason"),
+    [
+        ("1_000", 10, "invalid syntax"),  # underscores only with base 0 (pflag's int flags)
+        (" 5", 0, "invalid syntax"),
+        ("1_", 0, "invalid syntax"),
+        ("0b_", 0, "invalid syntax"),
+        ("0_x1", 0, "invalid syntax"),
+        ("0__1", 0, "invalid syntax"),
+        ("", 0, "invalid syntax"),
+        ("+", 10, "invalid syntax"),
+        ("\u0661", 10, "invalid syntax"),  # a non-ASCII digit
+        ("9223372036854775808", 0, "value out of range"),
+        ("-0x8000000000000001", 0, "value out of range"),
+        ("99999999999999999999x", 10, "value out of range"),  # overflows before the x
+        ("9223372036854775808x", 10, "invalid syntax"),
+    ],
+)
+def test_go_integer_refusals(text: str, base: int, reason: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        go_parse_int(text, base=base)
+    assert str(refused.value) == f'strconv.ParseInt: parsing "{text}": {reason}'
 
 
 def test_platforms_normalize() -> None:

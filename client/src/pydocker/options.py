@@ -54,6 +54,7 @@ _UNIT_SECONDS = {
     "m": 60.0,
     "h": 3600.0,
 }
+_BASE_PREFIXES = {"b": 2, "o": 8, "x": 16}
 _UNIX_TIME = re.compile(r"\d+(?:\.\d{1,9})?")
 _GO_BOOLS = {
     "1": True,
@@ -145,44 +146,69 @@ def parse_go_bool(value: str, flag: str) -> bool:
 
 
 def go_parse_int(text: str, bits: int = 64, base: int = 10, signed: bool = True) -> int:
-    """``strconv.ParseInt`` / ``ParseUint``, with Go's error text."""
+    """``strconv.ParseInt`` / ``ParseUint``, with Go's error text. ``base`` 0 reads Go's
+    integer literals, as pflag's int flags do: ``0x``, ``0o``, ``0b`` prefixes, a leading
+    ``0`` for octal, ``_`` between digits. As in Go, a value that overflows is out of range
+    even when a bad character follows it."""
     function = "ParseInt" if signed else "ParseUint"
-    digits = "0-7" if base == 8 else "0-9"
-    pattern = rf"[+-]?[{digits}]+" if signed else rf"[{digits}]+"
-    if not re.fullmatch(pattern, text):
-        raise ValueError(f'strconv.{function}: parsing "{text}": invalid syntax')
-    number = int(text, base)
-    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-    if not low <= number <= high:
-        raise ValueError(f'strconv.{function}: parsing "{text}": value out of range')
-    return number
+    invalid = ValueError(f'strconv.{function}: parsing "{text}": invalid syntax')
+    out_of_range = ValueError(f'strconv.{function}: parsing "{text}": value out of range')
+    digits, negative = text, False
+    if signed and digits[:1] in ("+", "-"):
+        digits, negative = digits[1:], digits[0] == "-"
+    if not digits:
+        raise invalid
+    literal = digits
+    underscores_allowed = base == 0
+    if base == 0:
+        base = 10
+        if digits[0] == "0":
+            if len(digits) >= 3 and digits[1] in "bBoOxX":
+                base, digits = _BASE_PREFIXES[digits[1].lower()], digits[2:]
+            else:
+                base, digits = 8, digits[1:]
+    largest = 2**bits - 1
+    number, underscores = 0, False
+    for char in digits:
+        if char == "_" and underscores_allowed:
+            underscores = True
+            continue
+        if "0" <= char <= "9":
+            digit = ord(char) - ord("0")
+        elif char.isascii() and "a" <= char.lower() <= "z":
+            digit = ord(char.lower()) - ord("a") + 10
+        else:
+            raise invalid
+        if digit >= base:
+            raise invalid
+        number = number * base + digit
+        if number > largest:
+            raise out_of_range
+    if underscores and not _underscores_ok(literal):
+        raise invalid
+    if signed and number > 2 ** (bits - 1) - (0 if negative else 1):
+        raise out_of_range
+    return -number if negative else number
 
 
-class GoInt(click.ParamType[int]):
-    """An integer flag refused in docker's words (``strconv.ParseInt: parsing "x": invalid
-    syntax``), between ``minimum`` and ``maximum`` (a 64-bit integer by default)."""
-
-    name = "int"
-
-    def __init__(self, minimum: int = -(2**63), maximum: int = 2**63 - 1) -> None:
-        self.minimum, self.maximum = minimum, maximum
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        flag = flag_name(param) if param else "value"
-        function = "ParseInt" if self.minimum < 0 else "ParseUint"
-        try:
-            number = int(value, 10)
-        except ValueError:
-            raise FlagError(
-                value, flag, f'strconv.{function}: parsing "{value}": invalid syntax'
-            ) from None
-        if not self.minimum <= number <= self.maximum:
-            raise FlagError(
-                value, flag, f'strconv.{function}: parsing "{value}": value out of range'
-            )
-        return number
+def _underscores_ok(literal: str) -> bool:
+    """Go's ``underscoreOK``: every ``_`` of an unsigned integer literal is between digits
+    (or after the base prefix)."""
+    hexadecimal = len(literal) >= 2 and literal[0] == "0" and literal[1] in "xX"
+    prefixed = len(literal) >= 2 and literal[0] == "0" and literal[1] in "bBoOxX"
+    saw = "0" if prefixed else "^"  # the last: a digit (or the prefix), "_", or another
+    for char in literal[2:] if prefixed else literal:
+        if "0" <= char <= "9" or (hexadecimal and char.lower() in "abcdef"):
+            saw = "0"
+        elif char == "_":
+            if saw != "0":
+                return False
+            saw = "_"
+        elif saw == "_":
+            return False
+        else:
+            saw = "!"
+    return saw != "_"
 
 
 class Checked(click.ParamType[Any]):
@@ -200,6 +226,15 @@ class Checked(click.ParamType[Any]):
             return self._check(value)
         except ValueError as e:
             raise FlagError(value, flag_name(param) if param else "value", str(e)) from None
+
+
+class GoInt(Checked):
+    """A 64-bit integer flag (pflag's ``Int``/``Int64``): read as ``strconv.ParseInt(s, 0,
+    64)`` reads it (``1_000``, ``0x10``, ``010`` are Go literals) and refused in docker's
+    words (``strconv.ParseInt: parsing " 5": invalid syntax``)."""
+
+    def __init__(self) -> None:
+        super().__init__("int", lambda text: go_parse_int(text, base=0))
 
 
 class GoCommand(click.Command):

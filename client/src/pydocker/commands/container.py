@@ -56,6 +56,7 @@ from pydocker.hijack import FrameDecoder
 from pydocker.options import (
     GoCommand,
     GoInt,
+    go_parse_int,
     parse_time,
     pass_client,
 )
@@ -734,12 +735,10 @@ def port(client: APIClient, container: str, private_port: str | None) -> None:
     ports: dict[str, Any] = (info.get("NetworkSettings") or {}).get("Ports") or {}
     if private_port:
         number_text, _, proto = private_port.partition("/")
-        if not number_text.isdigit() or int(number_text) > 65535:
-            reason = "invalid syntax" if not number_text.isdigit() else "value out of range"
-            raise PydockerError(
-                f"Error: invalid port ({number_text}): strconv.ParseUint: parsing "
-                f'"{number_text}": {reason}'
-            )
+        try:
+            go_parse_int(number_text, 16, signed=False)
+        except ValueError as e:
+            raise PydockerError(f"Error: invalid port ({number_text}): {e}") from None
         frontends = ports.get(f"{number_text}/{proto or 'tcp'}") or []
         if not frontends:
             raise PydockerError(f"Error: No public port '{private_port}' published for {container}")

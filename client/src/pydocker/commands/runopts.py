@@ -632,7 +632,7 @@ def _restart_policy(text: str) -> dict[str, Any]:
     retries = 0
     if count:
         try:
-            retries = int(count)
+            retries = go_parse_int(count)  # strconv.Atoi
         except ValueError:
             raise ConfigError(
                 "invalid restart policy format: maximum retry count must be an integer"
