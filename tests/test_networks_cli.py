@@ -241,6 +241,10 @@ def test_network_commands_and_what_they_leave(engine: DaemonProcess) -> None:
     code, _, err = run(engine, "network", "create", "tidy")
     assert code == 1
     assert "network with name tidy already exists" in err
+    for driver in ("host", "null"):
+        code, _, err = run(engine, "network", "create", "-d", driver, "another")
+        assert code == 1
+        assert f'only one instance of "{driver}" network is allowed' in err
     code, _, err = run(engine, "network", "rm", "bridge")
     assert code == 1
     assert "bridge is a pre-defined network and cannot be removed" in err

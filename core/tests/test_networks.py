@@ -51,11 +51,13 @@ class KeepingDriver(NetworkDriver):
 
 class NullDriver(NetworkDriver):
     name = "null"
+    single_instance = True
 
 
 class HostDriver(NetworkDriver):
     name = "host"
     shares_host_namespace = True
+    single_instance = True
 
 
 class FakeDns:
@@ -241,6 +243,9 @@ async def test_predefined_networks_and_the_lazy_default_bridge(service: NetworkS
             await service.remove(name)
     with pytest.raises(Forbidden, match="cannot be created"):
         await service.create({"Name": "host"})
+    for driver in ("host", "null"):
+        with pytest.raises(Forbidden, match=f'^only one instance of "{driver}" network is'):
+            await service.create({"Name": "another", "Driver": driver})
 
 
 async def test_create_picks_a_subnet_and_a_device(service: NetworkService) -> None:

@@ -58,6 +58,7 @@ class NullNetworkDriver(NetworkDriver):
 
     name = "null"
     description = "no network: loopback only"
+    single_instance = True
 
     async def join(self, network: NetworkConfig, endpoint: EndpointConfig, netns: Path) -> None:
         pass  # nothing to connect: the namespace's loopback is up already

@@ -400,6 +400,10 @@ class NetworkDriver(Driver):
     shares_host_namespace: ClassVar[bool] = False
     """True for a driver whose containers keep the host's network namespace (``host``): the
     daemon then makes no namespace for them and calls no :meth:`join`."""
+    single_instance: ClassVar[bool] = False
+    """True for a driver that has only its predefined network (``host``, ``null``): the
+    daemon refuses to create another with it, as Docker (``only one instance of "host"
+    network is allowed``)."""
 
     async def create_network(self, network: NetworkConfig) -> None:
         """Make what ``network`` needs on the host (a bridge with the gateway address, its

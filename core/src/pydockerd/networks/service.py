@@ -222,7 +222,7 @@ class NetworkService:
         if driver_name not in self.drivers:
             raise NotFound(f"plugin {driver_name!r} not found")
         driver = self.drivers[driver_name]
-        if driver.shares_host_namespace:
+        if driver.single_instance:
             raise Forbidden(f'only one instance of "{driver_name}" network is allowed')
         if body.get("EnableIPv6"):
             raise InvalidParameter("IPv6 networks are not supported yet")
@@ -246,11 +246,10 @@ class NetworkService:
                 labels={str(k): str(v) for k, v in (body.get("Labels") or {}).items()},
                 ipam_options={str(k): str(v) for k, v in (ipam_body.get("Options") or {}).items()},
             )
-            if driver_name != "null":
-                self._address(record, pools[0] if pools else {})
-                record.device = record.options.get(_BRIDGE_NAME_OPTION) or (
-                    self.settings.bridge_prefix + record.id[:8]
-                )
+            self._address(record, pools[0] if pools else {})
+            record.device = record.options.get(_BRIDGE_NAME_OPTION) or (
+                self.settings.bridge_prefix + record.id[:8]
+            )
             await driver.create_network(self.config(record))
             self._ensured.add(record.id)
             try:

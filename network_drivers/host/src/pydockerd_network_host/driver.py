@@ -13,3 +13,4 @@ class HostDriver(NetworkDriver):
     name = "host"
     description = "the host's network namespace, shared"
     shares_host_namespace = True
+    single_instance = True
