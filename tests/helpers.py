@@ -46,19 +46,49 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "
 
 class Terminal:
     """A command under a real pseudo-terminal, driven like a person would: wait for text,
-    type, and read its exit status."""
+    type, and read its exit status. Use it as a context manager: on the way out a command
+    still running is killed and reaped, and the terminal closed, whatever happened."""
 
     def __init__(self, argv: Sequence[str], env: dict[str, str], rows: int = 30, cols: int = 100):
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:  # pragma: no cover - the child
-            os.execvpe(argv[0], list(argv), env)
-        import fcntl
-        import struct
-        import termios
-
-        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        pid, fd = pty.fork()
+        if pid == 0:  # pragma: no cover - the child: it execs, or exits; it never returns
+            try:
+                os.execvpe(argv[0], list(argv), env)
+            except BaseException as e:
+                os.write(2, f"{argv[0]}: {e}\n".encode())  # what the terminal shows
+            finally:
+                os._exit(127)
+        self.pid, self.fd = pid, fd
         self.output = b""
         self.status: int | None = None
+        self._reaped = False
+        try:
+            import fcntl
+            import struct
+            import termios
+
+            fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> Terminal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """SIGKILL the command if it was not reaped yet, reap it, and close the terminal;
+        once (later calls do nothing)."""
+        if not self._reaped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            self._reaped = True
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
     def expect(self, text: str, timeout: float = 15.0) -> str:
         """Read until ``text`` appears; everything read so far, decoded."""
@@ -91,12 +121,11 @@ class Terminal:
                     self.output += os.read(self.fd, 4096)
             done, status = os.waitpid(self.pid, os.WNOHANG)
             if done:
-                os.close(self.fd)
+                self._reaped = True
+                self.close()
                 self.status = os.waitstatus_to_exitcode(status)
                 return self.status
-        os.kill(self.pid, signal.SIGKILL)
-        os.waitpid(self.pid, 0)
-        os.close(self.fd)
+        self.close()
         raise AssertionError(f"the command did not end: {self.output[-500:]!r}")
 
 

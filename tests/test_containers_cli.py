@@ -68,15 +68,16 @@ def test_stdout_and_stderr_stay_apart(engine: DaemonProcess) -> None:
 
 
 def test_run_it_gives_an_interactive_shell_in_a_terminal(engine: DaemonProcess) -> None:
-    term = Terminal([DOCKER, "run", "-it", "--rm", "busybox", "sh"], engine.env, rows=33, cols=91)
-    term.expect("# ")
-    term.send("[ -t 0 ] && echo is-a-tty; stty size; echo $((6*7)); echo $TERM\r")
-    screen = term.expect("xterm")
-    assert "is-a-tty" in screen
-    assert "33 91" in screen  # the CLI's terminal size reached the container's
-    assert "42" in screen
-    term.send("exit 7\r")
-    assert term.wait() == 7
+    argv = [DOCKER, "run", "-it", "--rm", "busybox", "sh"]
+    with Terminal(argv, engine.env, rows=33, cols=91) as term:
+        term.expect("# ")
+        term.send("[ -t 0 ] && echo is-a-tty; stty size; echo $((6*7)); echo $TERM\r")
+        screen = term.expect("xterm")
+        assert "is-a-tty" in screen
+        assert "33 91" in screen  # the CLI's terminal size reached the container's
+        assert "42" in screen
+        term.send("exit 7\r")
+        assert term.wait() == 7
 
 
 def test_detached_container_logs_exec_stop_rm(engine: DaemonProcess) -> None:
@@ -100,12 +101,12 @@ def test_detached_container_logs_exec_stop_rm(engine: DaemonProcess) -> None:
     assert code == 0
     assert re.fullmatch(r"tick \d+\n", out)
 
-    term = Terminal([DOCKER, "exec", "-it", "ticker", "sh"], engine.env)
-    term.expect("# ")
-    term.send("echo inside $(hostname)\r")
-    term.expect(f"inside {container_id[:12]}")
-    term.send("exit 4\r")
-    assert term.wait() == 4
+    with Terminal([DOCKER, "exec", "-it", "ticker", "sh"], engine.env) as term:
+        term.expect("# ")
+        term.send("echo inside $(hostname)\r")
+        term.expect(f"inside {container_id[:12]}")
+        term.send("exit 4\r")
+        assert term.wait() == 4
 
     code, out, _ = run(engine, "exec", "ticker", "sh", "-c", "echo piped; exit 5")
     assert (code, out) == (5, "piped\n")
@@ -555,12 +556,12 @@ def test_attach_and_detach_with_the_keys(engine: DaemonProcess) -> None:
     code, _, err = run(engine, "run", "-dit", "--name", "attachable", "busybox", "sh")
     assert code == 0, err
     try:
-        term = Terminal([DOCKER, "attach", "attachable"], engine.env)
-        term.send("echo attached-$((1+1))\r")
-        term.expect("attached-2")
-        term.send("\x10\x11")  # ctrl-p ctrl-q: the CLI detaches (and exits 1, as with Docker)
-        assert term.wait() == 1
-        assert b"read escape sequence" in term.output
+        with Terminal([DOCKER, "attach", "attachable"], engine.env) as term:
+            term.send("echo attached-$((1+1))\r")
+            term.expect("attached-2")
+            term.send("\x10\x11")  # ctrl-p ctrl-q: the CLI detaches (and exits 1, as with Docker)
+            assert term.wait() == 1
+            assert b"read escape sequence" in term.output
         assert inspect(engine, "attachable")["State"]["Status"] == "running"
     finally:
         run(engine, "rm", "-f", "attachable")
