@@ -33,6 +33,7 @@ class KeepingDriver(NetworkDriver):
         super().__init__(*args)
         self.networks: dict[str, NetworkConfig] = {}
         self.joined: dict[str, tuple[EndpointConfig, Path]] = {}
+        self.join_error: Exception | None = None
 
     async def create_network(self, network: NetworkConfig) -> None:
         self.networks[network.id] = network
@@ -41,6 +42,8 @@ class KeepingDriver(NetworkDriver):
         self.networks.pop(network.id, None)
 
     async def join(self, network: NetworkConfig, endpoint: EndpointConfig, netns: Path) -> None:
+        if self.join_error is not None:
+            raise self.join_error
         self.joined[endpoint.id] = (endpoint, netns)
 
     async def leave(
@@ -104,14 +107,17 @@ async def soon(condition: Callable[[], bool]) -> None:
 
 
 def new_service(
-    tmp_path: Path, dns_server: FakeDnsServers | None = None, **settings: Any
+    tmp_path: Path,
+    dns_server: FakeDnsServers | None = None,
+    events: list[tuple[Any, ...]] | None = None,
+    **settings: Any,
 ) -> NetworkService:
     drivers = {
         "bridge": make_driver(KeepingDriver, tmp_path / "bridge"),
         "null": make_driver(NullDriver, tmp_path / "null"),
         "host": make_driver(HostDriver, tmp_path / "host"),
     }
-    events: list[tuple[Any, ...]] = []
+    emitted = [] if events is None else events
     return NetworkService(
         tmp_path / "networks",
         drivers,
@@ -122,14 +128,20 @@ def new_service(
             pool_prefix_length=24,
             **settings,
         ),
-        lambda *args, **attributes: events.append((*args, attributes)),
+        lambda *args, **attributes: emitted.append((*args, attributes)),
         dns_server=dns_server,
     )
 
 
 @pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[NetworkService]:
-    networks = new_service(tmp_path)
+def events() -> list[tuple[Any, ...]]:
+    """What the service emitted: ``(type, action, actor ID, attributes)``."""
+    return []
+
+
+@pytest.fixture
+async def service(tmp_path: Path, events: list[tuple[Any, ...]]) -> AsyncIterator[NetworkService]:
+    networks = new_service(tmp_path, events=events)
     await networks.initialize()
     try:
         yield networks
@@ -330,6 +342,32 @@ async def test_a_fixed_address_needs_a_subnet_given_by_the_user(service: Network
     with pytest.raises(InvalidParameter, match="user configured subnets"):
         await service.allocate(network, "c" * 64, "eth0", address="10.78.0.9")
     assert await service.allocate(service.get("none"), "c" * 64, "eth0") is None
+
+
+async def test_a_failed_join_frees_the_endpoint_without_events(
+    service: NetworkService, events: list[tuple[Any, ...]]
+) -> None:
+    network = await service.create({"Name": "flaky"})
+    endpoint = await service.allocate(network, "c" * 64, "eth0")
+    assert endpoint is not None
+    keeping(service).join_error = SystemError("no veth for you")
+    with pytest.raises(SystemError, match="no veth for you"):
+        await service.join(endpoint, Path("/proc/1/ns/net"))
+    assert service.endpoints(container_id="c" * 64) == []
+    assert [e[1] for e in events] == ["create"]  # it never connected: no disconnect either
+
+
+async def test_a_join_to_a_network_gone_frees_the_endpoint(
+    service: NetworkService, tmp_path: Path
+) -> None:
+    network = await service.create({"Name": "vanishing"})
+    endpoint = await service.allocate(network, "c" * 64, "eth0")
+    assert endpoint is not None
+    with sqlite3.connect(tmp_path / "networks" / "networks.db") as other:  # behind its back
+        other.execute("DELETE FROM networks WHERE id = ?", (network.id,))
+    with pytest.raises(NotFound, match=f"network {network.id} not found"):
+        await service.join(endpoint, Path("/proc/1/ns/net"))
+    assert service.endpoints(container_id="c" * 64) == []
 
 
 async def test_prune_spares_networks_in_use(service: NetworkService) -> None:

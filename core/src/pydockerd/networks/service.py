@@ -411,15 +411,15 @@ class NetworkService:
 
     async def join(self, endpoint: EndpointRecord, netns: Path) -> None:
         """Connect the container whose network namespace is ``netns`` (its driver's
-        ``join``); on failure the endpoint is released."""
-        network = self.get(endpoint.network_id)
+        ``join``); on failure the endpoint is freed (no event: it never connected)."""
         try:
+            network = self.get(endpoint.network_id)
             await self.ensure(network)
             await self.driver(network).join(
                 self.config(network), self.endpoint_config(network, endpoint), netns
             )
         except BaseException:
-            await self.release(endpoint, None)
+            await self._free(endpoint, None)
             raise
         self.emit(
             "network",
@@ -432,18 +432,9 @@ class NetworkService:
 
     async def release(self, endpoint: EndpointRecord, netns: Path | None) -> None:
         """Disconnect an endpoint (its driver's ``leave``) and free its address."""
-        try:
-            network = self.get(endpoint.network_id)
-        except NotFound:
-            self.store.delete_endpoint(endpoint.id)
+        network = await self._free(endpoint, netns)
+        if network is None:
             return
-        try:
-            await self.driver(network).leave(
-                self.config(network), self.endpoint_config(network, endpoint), netns
-            )
-        except PydockerdError as e:
-            logger.warning("network {}: leave of {} failed: {}", network.name, endpoint.id[:12], e)
-        self.store.delete_endpoint(endpoint.id)
         self.emit(
             "network",
             "disconnect",
@@ -452,6 +443,23 @@ class NetworkService:
             name=network.name,
             type=network.driver,
         )
+
+    async def _free(self, endpoint: EndpointRecord, netns: Path | None) -> NetworkRecord | None:
+        """The driver's ``leave`` of the endpoint and its record gone, without an event; its
+        network, or ``None`` when that is gone."""
+        try:
+            network = self.get(endpoint.network_id)
+        except NotFound:
+            self.store.delete_endpoint(endpoint.id)
+            return None
+        try:
+            await self.driver(network).leave(
+                self.config(network), self.endpoint_config(network, endpoint), netns
+            )
+        except PydockerdError as e:
+            logger.warning("network {}: leave of {} failed: {}", network.name, endpoint.id[:12], e)
+        self.store.delete_endpoint(endpoint.id)
+        return network
 
     # -- DNS ----------------------------------------------------------------------------
 
