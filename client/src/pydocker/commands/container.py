@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
@@ -231,6 +232,49 @@ def _wait_status(waiter: ExitWaiter) -> int:
     return result.status
 
 
+def _start_and_wait(
+    client: APIClient,
+    container_id: str,
+    attach: Attach | None,
+    *,
+    auto_remove: bool,
+    forward_signals: bool,
+    start_failed: Callable[[PydockerError], BaseException],
+) -> None:
+    """What ``run`` and ``start -a`` do once the container exists: forward signals (when
+    asked), attach the streams (``None``: detached, the container's ID is printed), watch
+    for the exit, ``/start``, keep a tty at the terminal's size, and exit with the
+    container's status. A start that fails ends the streams, is reported by
+    ``start_failed`` (before an auto-removed container is waited for) and raises what it
+    returns."""
+    with Session(client) as session, ExitStack() as stack:
+        if forward_signals:
+            session.forward_signals(container_id)
+        if attach is None:
+            click.echo(container_id)
+        else:
+            conn = client.hijack(f"/containers/{container_id}/attach", attach.params)
+            session.stream(conn, attach)
+        waiter = ExitWaiter(client, container_id, "removed" if auto_remove else "next-exit")
+        stack.callback(waiter.close)
+        try:
+            client.post(f"/containers/{container_id}/start")
+        except PydockerError as e:
+            session.stop()
+            failure = start_failed(e)
+            if auto_remove:
+                _wait_status(waiter)
+            raise failure from None
+        if attach is None:
+            return
+        if attach.tty and is_terminal(sys.stdout):
+            session.monitor_size(f"/containers/{container_id}/resize")
+        if session.finish():
+            return
+        status = _wait_status(waiter)
+    _exit(status)
+
+
 @click.command("run", cls=GoCommand, context_settings=_RUN_CONTEXT, options_metavar="[OPTIONS]")
 @click.argument("image")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[COMMAND] [ARG...]")
@@ -276,33 +320,19 @@ def run(
         tty=cfg.tty,
         detach_keys=detach_keys,
     )
-    with Session(client) as session, ExitStack() as stack:
-        if sig_proxy:
-            session.forward_signals(container_id)
-        if not cfg.attached:
-            click.echo(container_id)
-        else:
-            conn = client.hijack(f"/containers/{container_id}/attach", attach.params)
-            session.stream(conn, attach)
-        condition = "removed" if cfg.host_config["AutoRemove"] else "next-exit"
-        waiter = ExitWaiter(client, container_id, condition)
-        stack.callback(waiter.close)
-        try:
-            client.post(f"/containers/{container_id}/start")
-        except PydockerError as e:
-            session.stop()
-            click.echo(ReportedError(str(e), _command_path()), err=True)
-            if cfg.host_config["AutoRemove"]:
-                _wait_status(waiter)
-            raise click.exceptions.Exit(start_error_status(str(e))) from None
-        if not cfg.attached:
-            return
-        if cfg.tty and is_terminal(sys.stdout):
-            session.monitor_size(f"/containers/{container_id}/resize")
-        if session.finish():
-            return
-        status = _wait_status(waiter)
-    _exit(status)
+
+    def start_failed(error: PydockerError) -> BaseException:
+        click.echo(ReportedError(str(error), _command_path()), err=True)
+        return click.exceptions.Exit(start_error_status(str(error)))
+
+    _start_and_wait(
+        client,
+        container_id,
+        attach if cfg.attached else None,
+        auto_remove=cfg.host_config["AutoRemove"],
+        forward_signals=sig_proxy,
+        start_failed=start_failed,
+    )
 
 
 # -- start / attach -----------------------------------------------------------------------
@@ -326,29 +356,17 @@ def _start_attached(client: APIClient, container: str, interactive: bool, detach
     config = info.get("Config") or {}
     container_id = str(info.get("Id") or container)
     tty = bool(config.get("Tty"))
-    auto_remove = bool((info.get("HostConfig") or {}).get("AutoRemove"))
     attach = Attach(
         stdin=interactive and bool(config.get("OpenStdin")), tty=tty, detach_keys=detach_keys
     )
-    with Session(client) as session, ExitStack() as stack:
-        if not tty:
-            session.forward_signals(container_id)
-        session.stream(client.hijack(f"/containers/{container_id}/attach", attach.params), attach)
-        waiter = ExitWaiter(client, container_id, "removed" if auto_remove else "next-exit")
-        stack.callback(waiter.close)
-        try:
-            client.post(f"/containers/{container_id}/start")
-        except PydockerError:
-            session.stop()
-            if auto_remove:
-                _wait_status(waiter)
-            raise
-        if tty and is_terminal(sys.stdout):
-            session.monitor_size(f"/containers/{container_id}/resize")
-        if session.finish():
-            return
-        status = _wait_status(waiter)
-    _exit(status)
+    _start_and_wait(
+        client,
+        container_id,
+        attach,
+        auto_remove=bool((info.get("HostConfig") or {}).get("AutoRemove")),
+        forward_signals=not tty,
+        start_failed=lambda error: error,  # raised as it is, after the wait
+    )
 
 
 @click.command("start", cls=GoCommand)
