@@ -202,6 +202,16 @@ def test_internal_networks_have_no_way_out(engine: DaemonProcess) -> None:
     try:
         out = ok(engine, "run", "--rm", "--network", "sealed", "busybox", "ip", "route")
         assert "default" not in out
+        # its names resolve; others are forwarded nowhere and fail at once
+        ok(engine, "run", "-d", "--name", "insider", "--network", "sealed", "busybox",
+           "sleep", "60")  # fmt: skip
+        address = inspect(engine, "insider")["NetworkSettings"]["Networks"]["sealed"]["IPAddress"]
+        code, out, err = run(engine, "run", "--rm", "--network", "sealed", "busybox",
+                             "nslookup", "insider")  # fmt: skip
+        assert (code, address in out) == (0, True), err
+        code, out, _ = run(engine, "run", "--rm", "--network", "sealed", "busybox",
+                           "nslookup", "example.com")  # fmt: skip
+        assert code != 0
         assert "sealed" in ok(
             engine,
             "network",
@@ -212,6 +222,7 @@ def test_internal_networks_have_no_way_out(engine: DaemonProcess) -> None:
             "{{.Name}} {{.Internal}}",
         )
     finally:
+        run(engine, "rm", "-f", "insider")
         run(engine, "network", "rm", "sealed")
 
 

@@ -425,6 +425,14 @@ async def test_a_network_removed_while_its_dns_server_starts_keeps_none(
     assert dns_service.dns_address(record) is None
 
 
+async def test_only_internal_networks_forward_no_names(
+    dns_service: NetworkService, dns: FakeDnsServers
+) -> None:
+    await dns_service.create({"Name": "open"})
+    await dns_service.create({"Name": "sealed", "Internal": True})
+    assert [s.upstreams for s in dns.running()] == [["192.0.2.53"], []]
+
+
 async def test_records_outlive_the_service(tmp_path: Path) -> None:
     drivers = {
         "bridge": make_driver(KeepingDriver, tmp_path / "b"),

@@ -495,9 +495,11 @@ class NetworkService:
             # network removed meanwhile (its server would outlive it).
             if network.id in self._dns or self.store.network(network.id) is None:
                 return
-            upstreams = list(self.settings.dns_upstreams) or [
-                s for s in resolv_servers() if s != network.gateway
-            ]
+            upstreams: list[str] = []
+            if not network.internal:  # as Docker since 26.0: nothing beyond it, names neither
+                upstreams = list(self.settings.dns_upstreams) or [
+                    s for s in resolv_servers() if s != network.gateway
+                ]
             server = factory(
                 network.gateway,
                 lambda name, network_id=network.id: self.lookup(network_id, name),
