@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from pydockerd.api.keys import DAEMON
@@ -23,20 +21,17 @@ def _services(request: web.Request) -> tuple[NetworkService, ContainerService]:
     return daemon.networks, daemon.containers
 
 
-def _body(networks: NetworkService, containers: ContainerService, name: str) -> dict[str, Any]:
-    names = {c.id: c.name for c in containers.containers.values()}
-    return networks.inspect(networks.get(name), names)
+def _names(containers: ContainerService) -> dict[str, str]:
+    """Container IDs to names, for the networks' ``Containers``."""
+    return {c.id: c.name for c in containers.containers.values()}
 
 
 async def listing(request: web.Request) -> web.StreamResponse:
     networks, containers = _services(request)
     filters = parse_filters(request.query.get("filters"), NETWORK_FILTERS)
+    names = _names(containers)
     return json_response(
-        [
-            _body(networks, containers, n.id)
-            for n in networks.networks()
-            if networks.matches(n, filters)
-        ]
+        [networks.inspect(n, names) for n in networks.networks() if networks.matches(n, filters)]
     )
 
 
@@ -45,7 +40,8 @@ async def inspect(request: web.Request) -> web.StreamResponse:
     scope = request.query.get("scope")
     if scope and scope != "local":
         raise InvalidParameter(f"network {request.match_info['id']} not found in scope {scope}")
-    return json_response(_body(networks, containers, request.match_info["id"]))
+    network = networks.get(request.match_info["id"])
+    return json_response(networks.inspect(network, _names(containers)))
 
 
 async def create(request: web.Request) -> web.StreamResponse:
