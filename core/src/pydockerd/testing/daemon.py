@@ -134,9 +134,20 @@ class DaemonProcess:
         _wait_ready(self, self.notify_socket, timeout)
 
     def supervisor_pid(self) -> int | None:
-        """The pid of the daemon's supervisor, if one runs."""
+        """The pid of the daemon's supervisor, if one runs: the pid it wrote in its lock
+        file, while the lock is held. The file stays when the supervisor ends, and its pid
+        may be another process's by then: a lock nobody holds (a shared lock can be taken)
+        means no supervisor."""
+        import fcntl
+
         try:
-            pid = int((self.exec_root / "supervisor" / "supervisor.lock").read_text().strip())
+            with (self.exec_root / "supervisor" / "supervisor.lock").open() as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:  # held: a supervisor runs
+                    pid = int(lock.read().strip())
+                else:
+                    return None  # closing the file lets go of the lock
             os.kill(pid, 0)
         except (OSError, ValueError):
             return None
@@ -358,17 +369,27 @@ def _bridge_installed() -> bool:
 
 
 def _end_process(pid: int, timeout: float = 15.0) -> None:
-    """SIGTERM ``pid``, SIGKILL it after ``timeout``, and wait until it is gone."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+    """SIGTERM ``pid``, SIGKILL it after ``timeout``, and wait until it is gone, ``timeout``
+    again at most. A zombie is gone (its parent, not this process, reaps it)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            os.kill(pid, 0)
+            if _gone(pid):
+                return
             time.sleep(0.05)
-        os.kill(pid, signal.SIGKILL)
-        while True:
-            os.kill(pid, 0)
-            time.sleep(0.05)
+
+
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` has ended: no such process, or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
 
 
 def _remove_cgroups(parent: str, root: Path = Path("/sys/fs/cgroup")) -> None:
