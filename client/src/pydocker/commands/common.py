@@ -41,6 +41,7 @@ __all__ = [
     "prune_filter_option",
     "prune_report",
     "render",
+    "render_lines",
 ]
 
 Filters = dict[str, dict[str, bool]]
@@ -82,6 +83,19 @@ def print_lines(lines: Iterable[str]) -> None:
         click.echo(line)
 
 
+def render_lines(
+    template: Template | None,
+    default: Template,
+    items: Sequence[Any],
+    titles: dict[str, str],
+) -> list[str]:
+    """The lines of ``items`` in the command's own table, or through the user's template."""
+    chosen = default if template is None or template.is_default_table else template
+    if chosen.is_table:
+        return table_lines(chosen, items, titles)
+    return [chosen.render(item) for item in items]
+
+
 def render(
     template: Template | None,
     default: Template,
@@ -89,11 +103,7 @@ def render(
     titles: dict[str, str],
 ) -> None:
     """Print ``items`` with the command's own table, or the user's template."""
-    chosen = default if template is None or template.is_default_table else template
-    if chosen.is_table:
-        print_lines(table_lines(chosen, items, titles))
-    else:
-        print_lines(chosen.render(item) for item in items)
+    print_lines(render_lines(template, default, items, titles))
 
 
 def os_error(op: str, path: str, error: OSError) -> str:

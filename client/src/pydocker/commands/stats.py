@@ -12,10 +12,10 @@ from typing import Any
 import click
 
 from pydocker.api import APIClient
-from pydocker.commands.common import number, print_lines
+from pydocker.commands.common import number, print_lines, render_lines
 from pydocker.commands.ps import all_containers_option
 from pydocker.errors import PydockerError
-from pydocker.formatting import Row, Template, decimal_size, human_size, short_id, table_lines
+from pydocker.formatting import Row, Template, decimal_size, human_size, short_id
 from pydocker.options import GoCommand, format_option, pass_client
 
 __all__ = ["stats", "stats_row"]
@@ -203,12 +203,6 @@ class _Board:
             self.remove(container)
 
 
-def _lines(template: Template, rows: list[Row]) -> list[str]:
-    if template.is_table:
-        return table_lines(template, rows, _TITLES)
-    return [template.render(row) for row in rows]
-
-
 @click.command("stats", cls=GoCommand)
 @click.argument("containers", nargs=-1, metavar="[CONTAINER...]")
 @all_containers_option
@@ -248,12 +242,11 @@ def stats(
         errors = [str(w.error) for w in board.snapshot() if w.error is not None]
         if errors:
             raise PydockerError("\n".join(errors))
-    chosen = _DEFAULT if template is None or template.is_default_table else template
     out = sys.stdout
     while True:
         shown = board.snapshot()
         rows = [stats_row(w.container, w.current(), trunc=not no_trunc) for w in shown]
-        lines = _lines(chosen, rows)
+        lines = render_lines(template, _DEFAULT, rows, _TITLES)
         if no_stream:
             print_lines(lines)
             return
