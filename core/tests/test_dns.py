@@ -407,6 +407,25 @@ async def test_truncated_answer_goes_whole_to_a_udp_client_that_takes_it(
     assert small.answer == []
 
 
+async def test_the_server_itself_among_the_upstreams_is_passed_over(
+    upstream: FakeUpstream,
+) -> None:
+    """As when the host's name servers name the network's gateway."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as spare:  # a port nothing holds
+        spare.bind((LOCAL, 0))
+        port = spare.getsockname()[1]
+    server = DnsServer(
+        LOCAL, lookup, [f"{LOCAL}:{port}", f"{LOCAL}:{upstream.port}"], port=port, timeout=3600
+    )
+    await server.start()
+    try:
+        response = await ask(server, "example.org")
+        assert response.rcode() == dns.rcode.NOERROR
+        assert upstream.queries == [("udp", "example.org")]  # not asked in a loop first
+    finally:
+        await server.close()
+
+
 async def test_no_upstream_answers_servfail_at_once(make_server: MakeServer) -> None:
     server = await make_server([], timeout=3600)
     response = await ask(server, "example.org")

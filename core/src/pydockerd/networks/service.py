@@ -497,9 +497,8 @@ class NetworkService:
                 return
             upstreams: list[str] = []
             if not network.internal:  # as Docker since 26.0: nothing beyond it, names neither
-                upstreams = list(self.settings.dns_upstreams) or [
-                    s for s in resolv_servers() if s != network.gateway
-                ]
+                # (the server passes over itself, should the host's servers name the gateway)
+                upstreams = list(self.settings.dns_upstreams) or resolv_servers()
             server = factory(
                 network.gateway,
                 lambda name, network_id=network.id: self.lookup(network_id, name),
