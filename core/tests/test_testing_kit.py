@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from pydockerd.testing.daemon import DaemonProcess, _end_process
+from pydockerd.testing.daemon import (
+    DaemonNetwork,
+    DaemonProcess,
+    DaemonStartError,
+    _end_process,
+    start_daemon,
+)
 
 HOLD_LOCK = """
 import fcntl, os, sys
@@ -93,3 +100,51 @@ def test_end_process_kills_what_ignores_sigterm_and_is_bounded() -> None:
         child.kill()
         child.wait()
     assert child.returncode == -9
+
+
+def open_files() -> set[str]:
+    """What this process has open (sockets show as ``socket:[inode]``)."""
+    found = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            found.add(str(fd.readlink()))
+        except OSError:
+            continue  # the listing's own descriptor
+    return found
+
+
+def test_a_daemon_that_cannot_be_started_leaves_no_lock_nor_socket(short_tmp: Path) -> None:
+    before = open_files()
+    with pytest.raises(FileNotFoundError) as caught:
+        start_daemon(base_dir=short_tmp / "d", python=short_tmp / "no-such-python")
+    # closed by start_daemon, not by the garbage collector: the traceback still holds them
+    assert caught.tb is not None
+    assert open_files() == before, "the network number's lock and the notify socket are closed"
+
+
+def test_no_network_number_leaves_no_socket(
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def taken(cls: type[DaemonNetwork], *, with_bridge_driver: bool) -> DaemonNetwork:
+        raise DaemonStartError("no free test network number (100 to 249 are all taken)")
+
+    monkeypatch.setattr(DaemonNetwork, "take", classmethod(taken))
+    before = open_files()
+    with pytest.raises(DaemonStartError, match="no free test network number") as caught:
+        start_daemon(base_dir=short_tmp / "d")
+    assert caught.tb is not None  # holds start_daemon's frame
+    assert open_files() == before, "the notify socket is closed"
+    assert (short_tmp / "d").is_dir(), "a directory of the caller's stays"
+
+    made: list[str] = []
+
+    def mkdtemp(**kwargs: str) -> str:
+        made.append(make_temporary(**kwargs))
+        return made[-1]
+
+    make_temporary = tempfile.mkdtemp
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    with pytest.raises(DaemonStartError):
+        start_daemon()
+    assert len(made) == 1
+    assert not Path(made[0]).exists(), "the directory it made is removed"

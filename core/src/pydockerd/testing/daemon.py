@@ -220,48 +220,57 @@ def start_daemon(
     notify_path = base / "notify.sock"
     notify_path.unlink(missing_ok=True)
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.bind(str(notify_path))
-    cgroup_parent = f"pydockerd-test-{base.name}"
-    network = DaemonNetwork.take(with_bridge_driver=Path(python) == Path(sys.executable))
-    full_env = {
-        **os.environ,
-        "PYDOCKERD_CGROUP_PARENT": cgroup_parent,
-        **network.environment(),
-        **(env or {}),
-        "NOTIFY_SOCKET": str(notify_path),
-    }
-    daemon = DaemonProcess(
-        base_dir=base,
-        socket_path=base / "pydockerd.sock",
-        data_root=base / "data",
-        exec_root=base / "exec",
-        log_path=base / "daemon.log",
-        process=None,  # type: ignore[arg-type]  # set just below
-        notify_socket=notify,
-        daemon_env=full_env,
-        cgroup_parent=full_env["PYDOCKERD_CGROUP_PARENT"],
-        network=network,
-    )
-    daemon.argv = [
-        str(python),
-        "-m",
-        "pydockerd",
-        "-H",
-        daemon.host,
-        "--data-root",
-        str(daemon.data_root),
-        "--exec-root",
-        str(daemon.exec_root),
-        *flags,
-    ]
-    with daemon.log_path.open("wb") as log:
-        daemon.process = subprocess.Popen(
-            daemon.argv,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=full_env,
-            start_new_session=True,
+    network: DaemonNetwork | None = None
+    try:
+        notify.bind(str(notify_path))
+        cgroup_parent = f"pydockerd-test-{base.name}"
+        network = DaemonNetwork.take(with_bridge_driver=Path(python) == Path(sys.executable))
+        full_env = {
+            **os.environ,
+            "PYDOCKERD_CGROUP_PARENT": cgroup_parent,
+            **network.environment(),
+            **(env or {}),
+            "NOTIFY_SOCKET": str(notify_path),
+        }
+        daemon = DaemonProcess(
+            base_dir=base,
+            socket_path=base / "pydockerd.sock",
+            data_root=base / "data",
+            exec_root=base / "exec",
+            log_path=base / "daemon.log",
+            process=None,  # type: ignore[arg-type]  # set just below
+            notify_socket=notify,
+            daemon_env=full_env,
+            cgroup_parent=full_env["PYDOCKERD_CGROUP_PARENT"],
+            network=network,
         )
+        daemon.argv = [
+            str(python),
+            "-m",
+            "pydockerd",
+            "-H",
+            daemon.host,
+            "--data-root",
+            str(daemon.data_root),
+            "--exec-root",
+            str(daemon.exec_root),
+            *flags,
+        ]
+        with daemon.log_path.open("wb") as log:
+            daemon.process = subprocess.Popen(
+                daemon.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=full_env,
+                start_new_session=True,
+            )
+    except BaseException:  # no daemon ran: give back the number and the socket
+        if network is not None:
+            network.lock.close()
+        notify.close()
+        if base_dir is None:
+            shutil.rmtree(base, ignore_errors=True)
+        raise
     daemon.env = {
         **os.environ,
         **(env or {}),
