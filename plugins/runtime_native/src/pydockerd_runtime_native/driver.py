@@ -208,7 +208,7 @@ class NativeRuntime(Runtime):
             async with self._setup_deadline():
                 await child.ready()
         except BaseException:
-            child.kill()
+            await child.kill()
             container.close()
             _remove_quietly(cgroup)
             state.unlink(missing_ok=True)
@@ -295,7 +295,7 @@ class NativeRuntime(Runtime):
             async with self._setup_deadline():
                 await child.executed()
         except BaseException:
-            child.kill()
+            await child.kill()
             raise
         finally:
             child.close()

@@ -98,19 +98,61 @@ class Child:
         if message:
             raise StartError(_error_text(message))
 
-    def kill(self) -> None:
-        """SIGKILL the child and reap it (it was never handed to the supervisor)."""
+    async def kill(self) -> None:
+        """SIGKILL the child and reap it (it was never handed to the supervisor), waiting
+        without blocking the event loop: a child in uninterruptible sleep (``D``) dies only
+        when it leaves it, and the supervisor's other containers go on meanwhile."""
         try:
             os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass  # already reaped, by us or by a supervisor's catch-all waitpid
+        except ProcessLookupError:
+            return  # already reaped, by a supervisor's catch-all waitpid
+        await _reaped(self.pid)
 
     def close(self) -> None:
         for fd in (self.control, self.status):
             if fd >= 0:
                 os.close(fd)
         self.control = self.status = -1
+
+
+def _reap(pid: int) -> bool:
+    """``waitpid`` without waiting: whether ``pid`` is reaped (or was, by someone else)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return done != 0
+
+
+async def _reaped(pid: int) -> None:
+    """Wait until the child ``pid``, killed, has exited, and reap it: its pidfd turns
+    readable when it exits; without pidfds (Linux before 5.3), poll (1 ms, doubling to
+    50 ms)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:  # reaped already (a zombie keeps its pid), or no pidfds: the loop tells
+        pidfd = -1
+    try:
+        if pidfd >= 0:
+            loop = asyncio.get_running_loop()
+            exited: asyncio.Future[None] = loop.create_future()
+
+            def readable() -> None:
+                if not exited.done():
+                    exited.set_result(None)
+
+            loop.add_reader(pidfd, readable)
+            try:
+                await exited
+            finally:
+                loop.remove_reader(pidfd)
+        delay = 0.001
+        while not _reap(pid):
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
 
 
 def _error_text(message: bytes) -> str:
