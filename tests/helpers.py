@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pydockerd.testing.daemon import cgroup_dirs
+
 __all__ = ["DOCKER", "Terminal", "docker", "free_port", "leftovers", "wait_for"]
 
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
@@ -129,13 +131,24 @@ class Terminal:
         raise AssertionError(f"the command did not end: {self.output[-500:]!r}")
 
 
-def leftovers(container_id: str, cgroup_parent: str) -> list[str]:
-    """What the host still holds of a removed container: mounts naming it, its cgroups,
-    processes in them. Empty when it left nothing."""
+def leftovers(
+    container_id: str, cgroup_parent: str, cgroup_root: Path = Path("/sys/fs/cgroup")
+) -> list[str]:
+    """What the host still holds of a removed container: mounts naming it, its cgroups (in
+    every hierarchy, cgroup v1 and v2), processes in them. Empty when it left nothing."""
     found = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         if container_id in line:
             found.append(f"mount {line.split()[4]}")
-    for cgroup in Path("/sys/fs/cgroup").glob(f"*/{cgroup_parent}/{container_id}"):
+    for top in cgroup_dirs(cgroup_parent, cgroup_root):
+        cgroup = top / container_id
+        if not cgroup.is_dir():
+            continue
         found.append(f"cgroup {cgroup}")
+        for directory in [cgroup, *(d for d in cgroup.rglob("*") if d.is_dir())]:
+            try:
+                pids = (directory / "cgroup.procs").read_text().split()
+            except OSError:
+                continue
+            found += [f"process {pid} in {directory}" for pid in pids]
     return found

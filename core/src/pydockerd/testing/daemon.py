@@ -30,6 +30,7 @@ __all__ = [
     "DaemonProcess",
     "DaemonStartError",
     "UnixHTTPConnection",
+    "cgroup_dirs",
     "start_daemon",
 ]
 
@@ -401,12 +402,18 @@ def _gone(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] in ("Z", "X")
 
 
-def _remove_cgroups(parent: str, root: Path = Path("/sys/fs/cgroup")) -> None:
-    """End every process under ``parent`` in every hierarchy, then remove its cgroups."""
-    tops = [p for p in root.glob(f"*/{parent}") if p.is_dir()] + [
+def cgroup_dirs(parent: str, root: Path = Path("/sys/fs/cgroup")) -> list[Path]:
+    """The directories of the cgroup ``parent`` in every hierarchy: ``<root>/<name>/<parent>``
+    (cgroup v1's controllers, and a v2 hierarchy mounted there, as ``unified``) and
+    ``<root>/<parent>`` (v2 mounted on ``root``)."""
+    return [p for p in root.glob(f"*/{parent}") if p.is_dir()] + [
         p for p in (root / parent,) if p.is_dir() and (p / "cgroup.procs").exists()
     ]
-    for top in tops:
+
+
+def _remove_cgroups(parent: str, root: Path = Path("/sys/fs/cgroup")) -> None:
+    """End every process under ``parent`` in every hierarchy, then remove its cgroups."""
+    for top in cgroup_dirs(parent, root):
         directories = sorted((d for d in top.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts))
         for directory in [*directories, top]:
             for _ in range(100):
