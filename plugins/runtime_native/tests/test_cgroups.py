@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from pydockerd.plugin import (
+    DEFAULT_DEVICES,
     Device,
     Mount,
     Resources,
@@ -31,6 +32,7 @@ from pydockerd_runtime_native.cgroups import (
     CgroupV2,
     Layout,
     cpu_weight,
+    device_allow_rules,
     split_path,
 )
 
@@ -93,6 +95,16 @@ def test_paths() -> None:
     for bad in ("", "/", "a/../b", "./a"):
         with pytest.raises(ValueError, match="invalid cgroup path"):
             split_path(bad)
+
+
+def test_device_rules_each_once() -> None:
+    """A spec's devices are Docker's default nodes, which the default rules allow already."""
+    assert device_allow_rules(DEFAULT_DEVICES) == DEFAULT_DEVICE_RULES
+    fuse = Device("/dev/fuse", "c", 10, 229)
+    assert device_allow_rules([*DEFAULT_DEVICES, fuse, fuse]) == (
+        *DEFAULT_DEVICE_RULES,
+        "c 10:229 rwm",
+    )
 
 
 def test_layout_errors(tmp_path: Path) -> None:

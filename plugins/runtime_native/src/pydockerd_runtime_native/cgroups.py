@@ -21,7 +21,7 @@ import errno
 import os
 import signal
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -46,6 +46,7 @@ __all__ = [
     "CgroupV2",
     "Layout",
     "cpu_weight",
+    "device_allow_rules",
     "split_path",
 ]
 
@@ -426,7 +427,7 @@ class CgroupV1(Cgroup):
             self._set_file("pids", "pids.max", resources.pids_limit)
         rules = self._controller("devices")
         self._set(rules, "deny", "a *:* rwm")
-        for rule in (*DEFAULT_DEVICE_RULES, *_device_rules(devices)):
+        for rule in device_allow_rules(devices):
             self._set(rules, "allow", rule)
 
     def add(self, pid: int) -> None:
@@ -516,10 +517,12 @@ def _v1_error(controller: Any, filename: bytes, error: OSError) -> OSError:
     return OSError(error.errno, error.strerror, controller.filepath(filename).decode())
 
 
-def _device_rules(devices: Sequence[Device]) -> Iterator[str]:
-    for device in devices:
-        kind = "b" if device.type == "b" else "c"
-        yield f"{kind} {device.major}:{device.minor} rwm"
+def device_allow_rules(devices: Sequence[Device]) -> tuple[str, ...]:
+    """:data:`DEFAULT_DEVICE_RULES` and a rule for each of the container's ``devices``, each
+    rule once (a spec's devices hold Docker's default nodes, which the defaults allow
+    already): the ``devices.allow`` writes on v1, the device program's rules on v2."""
+    own = (f"{'b' if d.type == 'b' else 'c'} {d.major}:{d.minor} rwm" for d in devices)
+    return tuple(dict.fromkeys((*DEFAULT_DEVICE_RULES, *own)))
 
 
 # --------------------------------------------------------------------------------------
@@ -553,8 +556,8 @@ class CgroupV2(Cgroup):
                     os.mkdir(current)
             self._limit(resources)
             if on_cgroup2(self.directory):  # not on a tree that only looks like one (tests)
-                rules = (*DEFAULT_DEVICE_RULES, *_device_rules(devices))
-                attach_device_filter(self.directory, [DeviceRule.parse(r) for r in rules])
+                rules = [DeviceRule.parse(r) for r in device_allow_rules(devices)]
+                attach_device_filter(self.directory, rules)
         except BaseException:
             self.remove()
             raise
