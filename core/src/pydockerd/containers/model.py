@@ -23,6 +23,7 @@ __all__ = [
     "Attachment",
     "Container",
     "State",
+    "now_rfc3339",
     "parse_rfc3339",
     "rfc3339_nano",
     "status_line",
@@ -39,6 +40,11 @@ def rfc3339_nano(nanos: int) -> str:
     stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     digits = f"{fraction:09d}".rstrip("0")
     return f"{stamp}.{digits}Z" if digits else f"{stamp}Z"
+
+
+def now_rfc3339() -> str:
+    """Now, in UTC: ``2025-01-02T03:04:05.123456Z`` (the ``Created`` of images and networks)."""
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_rfc3339(text: str) -> float:

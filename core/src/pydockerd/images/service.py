@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -29,6 +28,7 @@ from loguru import logger
 
 from pydockerd import sysinfo
 from pydockerd.archive import decompressed
+from pydockerd.containers.model import now_rfc3339
 from pydockerd.errors import Conflict, InvalidParameter, NotFound, SystemError
 from pydockerd.images.changes import apply_changes
 from pydockerd.images.content import ContentStore, HashingReader, sha256_digest
@@ -40,7 +40,7 @@ from pydockerd.images.reference import (
 from pydockerd.images.store import ImageRecord, ImageStore, LayerRecord, chain_ids
 from pydockerd.plugin import StorageDriver
 
-__all__ = ["ImageService", "LoadedImage", "now_rfc3339", "short_id"]
+__all__ = ["ImageService", "LoadedImage", "short_id"]
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -53,10 +53,6 @@ Emit = Callable[..., object]
 
 def short_id(image_id: str) -> str:
     return image_id.removeprefix("sha256:")[:12]
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass

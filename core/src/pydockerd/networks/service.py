@@ -17,13 +17,13 @@ import re
 import secrets
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
 from pydockerd.api.params import Filters, parse_timestamp_ns
+from pydockerd.containers.model import now_rfc3339
 from pydockerd.errors import Conflict, Forbidden, InvalidParameter, NotFound, PydockerdError
 from pydockerd.networks import ipam
 from pydockerd.networks.store import EndpointRecord, NetworkRecord, NetworkStore
@@ -50,10 +50,6 @@ def resolv_servers(path: Path = Path("/etc/resolv.conf")) -> list[str]:
     except OSError:
         pass
     return servers
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 class NetworkService:
@@ -99,7 +95,7 @@ class NetworkService:
             if name in known:
                 continue
             record = NetworkRecord(
-                id=secrets.token_hex(32), name=name, driver=driver_name, created=_now()
+                id=secrets.token_hex(32), name=name, driver=driver_name, created=now_rfc3339()
             )
             if name == "bridge":
                 subnet = ipaddress.IPv4Network(self.settings.default_subnet)
@@ -239,7 +235,7 @@ class NetworkService:
                 id=secrets.token_hex(32),
                 name=name,
                 driver=driver_name,
-                created=_now(),
+                created=now_rfc3339(),
                 internal=bool(body.get("Internal")),
                 attachable=bool(body.get("Attachable")),
                 options={str(k): str(v) for k, v in (body.get("Options") or {}).items()},
