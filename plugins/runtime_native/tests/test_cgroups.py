@@ -114,6 +114,7 @@ def test_layout_errors(tmp_path: Path) -> None:
         Layout.detect("2", str(tmp_path))
     layout = Layout.detect("2", str(UNIFIED)) if UNIFIED.exists() else None
     if layout is not None:
+        assert layout.device_filter, "a real cgroup2 mount gets the device program"
         assert Layout.from_dict(layout.to_dict()) == layout
 
 
@@ -282,7 +283,7 @@ def fake_v2(root: Path, path: str) -> Path:
 
 def test_v2_limit_files_and_counters(tmp_path: Path) -> None:
     leaf = fake_v2(tmp_path, "pydockerd/c1")
-    cgroup: Cgroup = Layout("2", {"": str(tmp_path)}).cgroup("pydockerd/c1")
+    cgroup: Cgroup = Layout("2", {"": str(tmp_path)}, device_filter=False).cgroup("pydockerd/c1")
     cgroup.create(
         Resources(
             memory=64 << 20,
@@ -322,7 +323,7 @@ def test_v2_limit_files_and_counters(tmp_path: Path) -> None:
 
 def test_v2_unlimited_swap_and_no_quota(tmp_path: Path) -> None:
     leaf = fake_v2(tmp_path, "p/c")
-    Layout("2", {"": str(tmp_path)}).cgroup("p/c").create(
+    Layout("2", {"": str(tmp_path)}, device_filter=False).cgroup("p/c").create(
         Resources(memory=1 << 30, memory_swap=-1, cpu_period=50_000), []
     )
     assert (leaf / "memory.swap.max").read_text() == "max"

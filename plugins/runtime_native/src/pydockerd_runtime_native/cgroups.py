@@ -165,11 +165,15 @@ class Layout:
         share one); v2: ``{"": <cgroup2 mount point>}``.
     :ivar options: v1: mount point → its subsystem options (``cpu,cpuacct``), to mount the
         same hierarchies inside a container.
+    :ivar device_filter: v2: whether a container's cgroup gets the eBPF device program;
+        :meth:`detect` sets it when the hierarchy is a real cgroup2 filesystem, tests of
+        limit files on a tree that only looks like one build a layout without it.
     """
 
     version: str
     mounts: dict[str, str]
     options: dict[str, str] = field(default_factory=dict)
+    device_filter: bool = True
 
     @classmethod
     def detect(cls, version: str = "auto", root: str = "") -> Layout:
@@ -183,7 +187,7 @@ class Layout:
             path = root or v2
             if not path or not os.path.isfile(f"{path}/cgroup.procs"):
                 raise CgroupUnavailable(f"no cgroup v2 hierarchy at {path or '/sys/fs/cgroup'}")
-            return cls("2", {"": path})
+            return cls("2", {"": path}, device_filter=on_cgroup2(path))
         if root:
             v1 = {
                 c: os.path.realpath(f"{root}/{c}")
@@ -223,11 +227,21 @@ class Layout:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": self.version, "mounts": self.mounts, "options": self.options}
+        return {
+            "version": self.version,
+            "mounts": self.mounts,
+            "options": self.options,
+            "device_filter": self.device_filter,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Layout:
-        return cls(str(data["version"]), dict(data["mounts"]), dict(data.get("options", {})))
+        return cls(
+            str(data["version"]),
+            dict(data["mounts"]),
+            dict(data.get("options", {})),
+            bool(data.get("device_filter", True)),
+        )
 
     def check(self, name: str) -> None:
         """Create and remove the cgroup ``name`` in every hierarchy.
@@ -555,7 +569,7 @@ class CgroupV2(Cgroup):
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(current)
             self._limit(resources)
-            if on_cgroup2(self.directory):  # not on a tree that only looks like one (tests)
+            if self.layout.device_filter:
                 rules = [DeviceRule.parse(r) for r in device_allow_rules(devices)]
                 attach_device_filter(self.directory, rules)
         except BaseException:
