@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pydockerd.testing.daemon import DaemonProcess, start_daemon
+from pydockerd.testing.daemon import DaemonProcess
+
+from tests.helpers import busybox_daemon
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,19 +28,9 @@ def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def load_image(daemon: DaemonProcess, archive: Path) -> None:
-    """``docker load`` of ``archive`` into ``daemon``, through the API."""
-    status, _, body = daemon.request("POST", "/images/load?quiet=1", archive.read_bytes())
-    assert status == 200, body
-
-
 @pytest.fixture(scope="module")
 def engine(busybox_tar: Path) -> Iterator[DaemonProcess]:
     """One daemon for a module's container tests, with ``busybox:latest`` loaded; removed
     with everything it made (containers, mounts, cgroups) after the module."""
-    daemon = start_daemon()
-    try:
-        load_image(daemon, busybox_tar)
+    with busybox_daemon(busybox_tar) as daemon:
         yield daemon
-    finally:
-        daemon.cleanup()

@@ -11,12 +11,22 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-from pydockerd.testing.daemon import cgroup_dirs
+from pydockerd.testing.daemon import DaemonProcess, cgroup_dirs, start_daemon
 
-__all__ = ["DOCKER", "Terminal", "docker", "free_port", "leftovers", "wait_for"]
+__all__ = [
+    "DOCKER",
+    "Terminal",
+    "busybox_daemon",
+    "docker",
+    "free_port",
+    "leftovers",
+    "load_image",
+    "wait_for",
+]
 
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 
@@ -28,6 +38,24 @@ def docker(
     return subprocess.run(
         [DOCKER, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def load_image(daemon: DaemonProcess, archive: Path) -> None:
+    """``docker load`` of ``archive`` into ``daemon``, through the API."""
+    status, _, body = daemon.request("POST", "/images/load?quiet=1", archive.read_bytes())
+    assert status == 200, body
+
+
+@contextlib.contextmanager
+def busybox_daemon(tar: Path, **start_kwargs: Any) -> Iterator[DaemonProcess]:
+    """A daemon (``start_daemon(**start_kwargs)``) with ``busybox:latest`` loaded from
+    ``tar``; removed with everything it made (containers, mounts, cgroups) afterwards."""
+    daemon = start_daemon(**start_kwargs)
+    try:
+        load_image(daemon, tar)
+        yield daemon
+    finally:
+        daemon.cleanup()
 
 
 def free_port() -> int:

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydockerd.testing.daemon import DaemonProcess, start_daemon
+from pydockerd.testing.daemon import DaemonProcess
 
-from tests.conftest import load_image
-from tests.helpers import DOCKER, leftovers, wait_for
+from tests.helpers import DOCKER, busybox_daemon, leftovers, wait_for
 
 pytestmark = pytest.mark.privileged
 
@@ -25,12 +24,8 @@ pytestmark = pytest.mark.privileged
 @pytest.fixture
 def engine(busybox_tar: Path) -> Iterator[DaemonProcess]:
     """A daemon of this test alone (the tests restart it), with busybox."""
-    daemon = start_daemon(env={"PYDOCKERD_SUPERVISOR_IDLE_TIMEOUT": "1"})
-    try:
-        load_image(daemon, busybox_tar)
+    with busybox_daemon(busybox_tar, env={"PYDOCKERD_SUPERVISOR_IDLE_TIMEOUT": "1"}) as daemon:
         yield daemon
-    finally:
-        daemon.cleanup()
 
 
 def run(engine: DaemonProcess, *args: str) -> tuple[int, str, str]:

@@ -301,18 +301,10 @@ def _answers(port: int) -> bool:
 
 @pytest.fixture
 def busybox_engine_factory(busybox_tar: Path) -> Any:
-    from pydockerd.testing.daemon import start_daemon
+    """Start busybox daemons; each is cleaned up after the test."""
+    import contextlib
 
-    from tests.conftest import load_image
+    from tests.helpers import busybox_daemon
 
-    started: list[DaemonProcess] = []
-
-    def make() -> DaemonProcess:
-        daemon = start_daemon()
-        started.append(daemon)
-        load_image(daemon, busybox_tar)
-        return daemon
-
-    yield make
-    for daemon in started:
-        daemon.cleanup()
+    with contextlib.ExitStack() as started:
+        yield lambda: started.enter_context(busybox_daemon(busybox_tar))
