@@ -18,7 +18,7 @@ import socket
 import ssl
 import struct
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import IO
 from urllib.parse import urlsplit
 
@@ -29,6 +29,7 @@ __all__ = [
     "FrameDecoder",
     "Hijacked",
     "Streamer",
+    "copy_output",
     "detach_sequence",
     "open_hijacked",
 ]
@@ -203,6 +204,27 @@ class FrameDecoder:
             yield stream, payload
 
 
+def copy_output(
+    chunks: Iterable[bytes], *, tty: bool, stdout: IO[bytes] | None, stderr: IO[bytes] | None
+) -> None:
+    """A container's output to ``stdout`` and ``stderr`` (``None``: dropped), each piece
+    flushed as it comes: the bytes as they are with a tty, otherwise docker's frames
+    demultiplexed (stdin's, which a tty-less stream never has, to stdout, as docker's
+    ``stdcopy`` does).
+
+    :raises PydockerError: an error frame or a bad header (see :class:`FrameDecoder`).
+    """
+    if tty:
+        for chunk in chunks:
+            _write(stdout, chunk)
+        return
+    targets = {_STDIN: stdout, _STDOUT: stdout, _STDERR: stderr}
+    decoder = FrameDecoder()
+    for chunk in chunks:
+        for stream, payload in decoder.feed(chunk):
+            _write(targets[stream], payload)
+
+
 def detach_sequence(keys: str | None) -> bytes:
     """``--detach-keys`` (``ctrl-p,ctrl-q``, ``a,ctrl-x``, ``DEL``) as bytes, as
     ``term.ToBytes`` reads it; the default ctrl-p ctrl-q for none, or for keys docker would
@@ -299,15 +321,7 @@ class Streamer:
 
     def _copy_output(self) -> None:
         try:
-            if self._tty:
-                for chunk in self._conn:
-                    _write(self._stdout, chunk)
-            else:
-                targets = {_STDIN: self._stdout, _STDOUT: self._stdout, _STDERR: self._stderr}
-                decoder = FrameDecoder()
-                for chunk in self._conn:
-                    for stream, payload in decoder.feed(chunk):
-                        _write(targets[stream], payload)
+            copy_output(self._conn, tty=self._tty, stdout=self._stdout, stderr=self._stderr)
         except PydockerError as e:
             self._error = e
         except OSError:

@@ -53,7 +53,7 @@ from pydocker.commands.runopts import (
 from pydocker.commands.streams import Attach, ExitWaiter, Session
 from pydocker.errors import DaemonError, InvalidArgument, PydockerError, ReportedError
 from pydocker.formatting import columns
-from pydocker.hijack import FrameDecoder
+from pydocker.hijack import copy_output
 from pydocker.options import (
     GoCommand,
     GoInt,
@@ -583,18 +583,8 @@ def logs(
     if until:
         params.append(("until", parse_time(until)))
     chunks = client.stream_bytes(f"/containers/{info.get('Id') or container}/logs", params)
-    stdout, stderr = sys.stdout.buffer, sys.stderr.buffer
-    if (info.get("Config") or {}).get("Tty"):
-        for chunk in chunks:
-            stdout.write(chunk)
-            stdout.flush()
-        return
-    decoder = FrameDecoder()
-    for chunk in chunks:
-        for stream, payload in decoder.feed(chunk):
-            target = stderr if stream == 2 else stdout
-            target.write(payload)
-            target.flush()
+    tty = bool((info.get("Config") or {}).get("Tty"))
+    copy_output(chunks, tty=tty, stdout=sys.stdout.buffer, stderr=sys.stderr.buffer)
 
 
 @click.command("wait")
