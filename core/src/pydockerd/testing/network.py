@@ -102,6 +102,7 @@ from typing import Any, ClassVar, TextIO
 import pytest
 from loguru import logger
 
+from pydockerd.networks.ipam import mac_for
 from pydockerd.plugin import (
     DriverConfig,
     EndpointConfig,
@@ -235,11 +236,6 @@ def _lock_subnet(used: list[IPv4Network], held: list[TextIO]) -> IPv4Network:
         held.append(lock)
         return subnet
     raise AssertionError("no free /24 in 10.50.0.0 to 10.99.255.0: the host routes them all")
-
-
-def _mac(address: IPv4Address) -> str:
-    """Docker's MAC for an address: ``02:42:`` and the address's four bytes."""
-    return ":".join(f"{b:02x}" for b in (0x02, 0x42, *address.packed))
 
 
 # --------------------------------------------------------------------------------------
@@ -492,7 +488,7 @@ class NetworkLab:
             container_id=f"{container.process.pid:x}",
             address=f"{address}/{prefix}",
             gateway=network.gateway,
-            mac=_mac(address),
+            mac=mac_for(address),
             interface=interface,
             default_route=default_route,
         )
