@@ -25,10 +25,13 @@ def test_capabilities() -> None:
     assert all(not mask >> n & 1 for n in plan.bounding_drop)
     assert len(plan.bounding_drop) == sc.last_capability() + 1 - len(DEFAULT_CAPABILITIES)
     assert plan_process(ProcessSpec(args=("x",), uid=1000)).capabilities == 0
-    short = plan_process(ProcessSpec(args=("x",), capabilities=("net_admin",)))
-    assert short.capabilities == 1 << sc.CAPABILITIES["CAP_NET_ADMIN"]
+    added = plan_process(ProcessSpec(args=("x",), capabilities=("CAP_NET_ADMIN",)))
+    assert added.capabilities == 1 << sc.CAPABILITIES["CAP_NET_ADMIN"]
     with pytest.raises(StartError, match="unknown capability 'CAP_FLY'"):
         plan_process(ProcessSpec(args=("x",), capabilities=("CAP_FLY",)))
+    with pytest.raises(StartError, match="unknown capability 'net_admin'"):
+        # the spec's list is final (the daemon canonicalised --cap-add): names are CAP_*
+        plan_process(ProcessSpec(args=("x",), capabilities=("net_admin",)))
     with pytest.raises(StartError, match="no command specified"):
         plan_process(ProcessSpec(args=()))
 

@@ -69,6 +69,7 @@ import pytest
 
 from pydockerd.containers.runspec import DEFAULT_PATH, default_mounts
 from pydockerd.plugin import (
+    ALL_CAPABILITIES,
     DEFAULT_CAPABILITIES,
     DEFAULT_DEVICES,
     DEFAULT_MASKED_PATHS,
@@ -179,27 +180,9 @@ def container_spec(
 
 
 def capability_mask(names: tuple[str, ...]) -> int:
-    """The bit mask ``/proc/<pid>/status`` shows for ``names`` (of Docker's default set)."""
-    return sum(1 << _DEFAULT_CAPABILITY_BITS[name] for name in names)
-
-
-_DEFAULT_CAPABILITY_BITS = {
-    "CAP_CHOWN": 0,
-    "CAP_DAC_OVERRIDE": 1,
-    "CAP_FOWNER": 3,
-    "CAP_FSETID": 4,
-    "CAP_KILL": 5,
-    "CAP_SETGID": 6,
-    "CAP_SETUID": 7,
-    "CAP_SETPCAP": 8,
-    "CAP_NET_BIND_SERVICE": 10,
-    "CAP_NET_RAW": 13,
-    "CAP_SYS_CHROOT": 18,
-    "CAP_MKNOD": 27,
-    "CAP_AUDIT_WRITE": 29,
-    "CAP_SETFCAP": 31,
-}
-"""linux/capability.h numbers of :data:`DEFAULT_CAPABILITIES`."""
+    """The bit mask ``/proc/<pid>/status`` shows for ``names`` (``CAP_*``): bit n is
+    capability n, the position of its name in :data:`ALL_CAPABILITIES`."""
+    return sum(1 << ALL_CAPABILITIES.index(name) for name in names)
 
 
 # --------------------------------------------------------------------------------------

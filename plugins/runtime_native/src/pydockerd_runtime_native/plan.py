@@ -118,9 +118,8 @@ def plan_process(process: ProcessSpec) -> ProcessPlan:
     if not process.args or not process.args[0]:
         raise StartError("no command specified")
     mask = 0
-    for name in process.capabilities:
-        key = name.upper() if name.upper().startswith("CAP_") else f"CAP_{name.upper()}"
-        number = sc.CAPABILITIES.get(key)
+    for name in process.capabilities:  # final CAP_* names: the daemon checked them
+        number = sc.CAPABILITIES.get(name)
         if number is None:
             raise StartError(f"unknown capability {name!r}")
         mask |= 1 << number
