@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
-from pydockerd.api.params import Filters
+from pydockerd.api.params import Filters, labels_match
 from pydockerd.plugin import Event
 
 __all__ = ["EVENT_FILTERS", "EventBus", "event_matches"]
@@ -56,13 +56,7 @@ def event_matches(event: Event, filters: Filters) -> bool:
                 return False
         elif not _match_prefix(filters, key, event.actor_id, name):
             return False
-    for label in filters.get("label", ()):
-        key, has_value, value = label.partition("=")
-        if key not in event.attributes:
-            return False
-        if has_value and event.attributes[key] != value:
-            return False
-    return True
+    return labels_match(event.attributes, filters.get("label", ()))
 
 
 class EventBus:

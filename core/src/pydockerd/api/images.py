@@ -18,7 +18,13 @@ from typing import Any
 from aiohttp import web
 
 from pydockerd.api.keys import DAEMON
-from pydockerd.api.params import Filters, parse_bool, parse_filters, parse_timestamp_ns
+from pydockerd.api.params import (
+    Filters,
+    labels_match,
+    parse_bool,
+    parse_filters,
+    parse_timestamp_ns,
+)
 from pydockerd.api.responses import json_response
 from pydockerd.errors import InvalidParameter, NotImplementedByDaemon, Unavailable
 from pydockerd.images.reference import Reference, parse_repository_tag
@@ -118,14 +124,6 @@ def _container_config(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _label_matches(labels: dict[str, str], wanted: set[str]) -> bool:
-    for item in wanted:
-        key, separator, value = item.partition("=")
-        if key not in labels or (separator and labels[key] != value):
-            return False
-    return True
-
-
 def _reference_matches(images: ImageService, image_id: str, patterns: set[str]) -> bool:
     for tag in images.tags_of(image_id) + images.digests_of(image_id):
         name = tag.split("@")[0].rsplit(":", 1)[0] if ":" in tag.rsplit("/", 1)[-1] else tag
@@ -150,7 +148,7 @@ def _image_filter(images: ImageService, filters: Filters) -> ImageFilter:
         created = _created_unix(config)
         if "dangling" in filters and dangling != {str(not images.tags_of(image.id)).lower()}:
             return False
-        if "label" in filters and not _label_matches(
+        if "label" in filters and not labels_match(
             (config.get("config") or {}).get("Labels") or {}, filters["label"]
         ):
             return False

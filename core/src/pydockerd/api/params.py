@@ -11,7 +11,14 @@ from aiohttp import web
 
 from pydockerd.errors import InvalidParameter
 
-__all__ = ["Filters", "json_body", "parse_bool", "parse_filters", "parse_timestamp_ns"]
+__all__ = [
+    "Filters",
+    "json_body",
+    "labels_match",
+    "parse_bool",
+    "parse_filters",
+    "parse_timestamp_ns",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FALSE = frozenset({"", "0", "no", "false", "none"})
@@ -45,6 +52,15 @@ def parse_bool(value: str | None) -> bool:
 
 Filters = dict[str, set[str]]
 """Filter key → accepted values."""
+
+
+def labels_match(labels: Mapping[str, str], wanted: Iterable[str]) -> bool:
+    """The ``label`` filter: every ``key`` present and every ``key=value`` equal."""
+    for item in wanted:
+        key, has_value, value = item.partition("=")
+        if key not in labels or (has_value and labels[key] != value):
+            return False
+    return True
 
 
 def parse_filters(raw: str | None, allowed: Iterable[str]) -> Filters:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from loguru import logger
-from pydockerd.api.params import Filters, parse_timestamp_ns
+from pydockerd.api.params import Filters, labels_match, parse_timestamp_ns
 from pydockerd.containers.config import (
     MountPoint,
     command_of,
@@ -1219,11 +1219,8 @@ class ContainerService:
             state.status != "exited" or str(state.exit_code) not in filters["exited"]
         ):
             return False
-        for label in filters.get("label", ()):
-            key, has_value, value = label.partition("=")
-            labels = container.labels
-            if key not in labels or (has_value and labels[key] != value):
-                return False
+        if not labels_match(container.labels, filters.get("label", ())):
+            return False
         if "ancestor" in filters and not any(
             self._descends(container, value) for value in filters["ancestor"]
         ):

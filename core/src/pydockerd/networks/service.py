@@ -22,7 +22,7 @@ from typing import Any
 
 from loguru import logger
 
-from pydockerd.api.params import Filters, parse_timestamp_ns
+from pydockerd.api.params import Filters, labels_match, parse_timestamp_ns
 from pydockerd.containers.model import now_rfc3339
 from pydockerd.errors import Conflict, Forbidden, InvalidParameter, NotFound, PydockerdError
 from pydockerd.networks import ipam
@@ -191,11 +191,7 @@ class NetworkService:
             wanted = {v.lower() in ("true", "1") for v in filters["dangling"]}
             if (unused and network.name not in PREDEFINED) not in wanted:
                 return False
-        for label in filters.get("label", ()):
-            key, has_value, value = label.partition("=")
-            if key not in network.labels or (has_value and network.labels[key] != value):
-                return False
-        return True
+        return labels_match(network.labels, filters.get("label", ()))
 
     # -- create and remove --------------------------------------------------------------
 

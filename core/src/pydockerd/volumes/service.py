@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from loguru import logger
-from pydockerd.api.params import Filters
+from pydockerd.api.params import Filters, labels_match
 from pydockerd.errors import Conflict, NotFound
 from pydockerd.plugin import VolumeDriver
 from pydockerd.volumes.names import check_volume_name
@@ -207,11 +207,7 @@ class VolumeService:
             wanted = {v.lower() in ("true", "1") for v in filters["dangling"]}
             if (not self.users(volume.name)) not in wanted:
                 return False
-        for label in filters.get("label", ()):
-            key, has_value, value = label.partition("=")
-            if key not in volume.labels or (has_value and volume.labels[key] != value):
-                return False
-        return True
+        return labels_match(volume.labels, filters.get("label", ()))
 
     async def prune(self, filters: Filters) -> tuple[list[str], int]:
         """Remove unused volumes: anonymous ones only, unless the filter ``all=true``;
