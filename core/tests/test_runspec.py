@@ -86,7 +86,7 @@ def test_etc_files(tmp_path: Path) -> None:
     host.write_text(
         "# generated\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch example\noptions ndots:2\n"
     )
-    etc_files(tmp_path, "box", "", extra_hosts=["db:10.1.1.1"], host_resolv=host)
+    etc_files(tmp_path, "box", extra_hosts=["db:10.1.1.1"], host_resolv=host)
     assert (tmp_path / "hostname").read_text() == "box\n"
     hosts = (tmp_path / "hosts").read_text()
     assert hosts.startswith("127.0.0.1\tlocalhost\n")
@@ -94,14 +94,14 @@ def test_etc_files(tmp_path: Path) -> None:
     assert (tmp_path / "resolv.conf").read_text() == (
         "nameserver 10.0.0.2\nsearch example\noptions ndots:2\n"  # loopback servers dropped
     )
-    etc_files(tmp_path, "box", "", dns=["10.9.9.9"], dns_search=["a.b"], host_resolv=host)
+    etc_files(tmp_path, "box", dns=["10.9.9.9"], dns_search=["a.b"], host_resolv=host)
     assert (tmp_path / "resolv.conf").read_text() == (
         "options ndots:2\nnameserver 10.9.9.9\nsearch a.b\n"
     )
-    etc_files(tmp_path, "box", "", host_network=True, host_resolv=host)
+    etc_files(tmp_path, "box", host_network=True, host_resolv=host)
     assert "nameserver 127.0.0.53" in (tmp_path / "resolv.conf").read_text()
     with pytest.raises(InvalidParameter, match="--add-host"):
-        etc_files(tmp_path, "box", "", extra_hosts=["nocolon"], host_resolv=host)
+        etc_files(tmp_path, "box", extra_hosts=["nocolon"], host_resolv=host)
 
 
 def test_user_mounts_parents_first(tmp_path: Path) -> None:

@@ -133,7 +133,6 @@ def process_env(env: Sequence[str], user: ExecUser) -> tuple[str, ...]:
 def etc_files(
     directory: Path,
     hostname: str,
-    domainname: str,
     *,
     own_addresses: Sequence[str] = (),
     extra_hosts: Sequence[str] = (),
@@ -184,7 +183,6 @@ def etc_files(
     if dns_options:
         lines.append("options " + " ".join(dns_options))
     (directory / "resolv.conf").write_text("\n".join(lines) + ("\n" if lines else ""))
-    del domainname  # part of the UTS namespace (the spec), not of these files
 
 
 def _loopback(words: Sequence[str]) -> bool:

@@ -575,7 +575,6 @@ class ContainerService:
             etc_files,
             container.directory,
             str(config.get("Hostname") or ""),
-            str(config.get("Domainname") or ""),
             own_addresses=[e.address.split("/")[0] for e in endpoints],
             extra_hosts=list(host.get("ExtraHosts") or []),
             dns=dns,

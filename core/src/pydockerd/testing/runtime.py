@@ -111,8 +111,6 @@ _ENV = (f"PATH={DEFAULT_PATH}", "HOME=/root")
 DOCKER_MOUNTS = tuple(default_mounts(64 << 20, privileged=False))
 """The mounts every Docker container starts with (the daemon's own list)."""
 
-"""The device nodes every Docker container has."""
-
 DOCKER_NAMESPACES = {"pid": "", "mount": "", "uts": "", "ipc": "", "network": "", "cgroup": ""}
 """A new namespace of every type (``--network none``)."""
 

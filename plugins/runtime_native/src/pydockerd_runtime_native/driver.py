@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from signal import pidfd_send_signal  # the module's name is kill's parameter there
 from typing import Literal, NoReturn, TypeVar
 
 from pydantic import Field
@@ -42,7 +43,7 @@ from pydockerd.plugin import (
 from pydockerd_runtime_native import syscalls as sc
 from pydockerd_runtime_native.cgroups import Cgroup, CgroupUnavailable, Layout
 from pydockerd_runtime_native.child import ChildFds, run_exec, run_init
-from pydockerd_runtime_native.launch import Child, PidNamespaces, spawn
+from pydockerd_runtime_native.launch import Child, spawn
 from pydockerd_runtime_native.plan import InitPlan, ProcessPlan, plan_init, plan_process
 
 __all__ = ["NativeConfig", "NativeRuntime"]
@@ -103,7 +104,6 @@ class NativeRuntime(Runtime):
         self.config = config if isinstance(config, NativeConfig) else NativeConfig()
         self._containers: dict[str, _Container] = {}
         self._layout: Layout | None = None
-        self._pid_namespaces = PidNamespaces()
         context.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     # -- probe
@@ -241,7 +241,6 @@ class NativeRuntime(Runtime):
                 body,
                 stdio,
                 joined,
-                self._pid_namespaces,
                 new_pid_namespace=pid_namespace == "",
                 join_pid_namespace=pid_fds[0][0] if pid_fds else None,
             )
@@ -282,7 +281,7 @@ class NativeRuntime(Runtime):
             run_exec(plan, fds)
 
         try:
-            child = spawn(body, stdio, joined, self._pid_namespaces, join_pid_namespace=pid_fd)
+            child = spawn(body, stdio, joined, join_pid_namespace=pid_fd)
         finally:
             for fd, _ in namespaces:
                 os.close(fd)
@@ -310,7 +309,7 @@ class NativeRuntime(Runtime):
                 container.cgroup.signal_all(signal)
             elif container.pidfd >= 0:
                 with suppress(ProcessLookupError):  # exited already
-                    _pidfd_send_signal(container.pidfd, signal)
+                    pidfd_send_signal(container.pidfd, signal)
             elif container.pid in container.cgroup.procs():
                 os.kill(container.pid, signal)
         except ProcessLookupError:
@@ -385,10 +384,6 @@ class NativeRuntime(Runtime):
 
 # --------------------------------------------------------------------------------------
 # helpers
-
-
-def _pidfd_send_signal(pidfd: int, number: int) -> None:
-    signal.pidfd_send_signal(pidfd, number)
 
 
 def _pidfd(pid: int) -> int:

@@ -11,6 +11,7 @@ container's namespace.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import threading
@@ -24,41 +25,40 @@ from pydockerd.plugin import StartError, Stdio, SystemError
 from pydockerd_runtime_native import syscalls as sc
 from pydockerd_runtime_native.child import ERROR, GO, READY, START, ChildFds
 
-__all__ = ["Child", "PidNamespaces", "spawn"]
+__all__ = ["Child", "spawn"]
 
 
-class PidNamespaces:
-    """The caller's own pid namespace, to come back to after forking into another."""
+@functools.cache
+def _own_pid_namespace() -> int:
+    """This process's own pid namespace, to come back to after forking into another: opened
+    once (close-on-exec) and kept for the process's life."""
+    return os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
 
-    def __init__(self) -> None:
-        self._own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
 
-    def close(self) -> None:
-        os.close(self._own)
-
-    @contextmanager
-    def for_children(self, *, new: bool = False, join: int | None = None) -> Iterator[None]:
-        """Children forked inside get a new pid namespace (``new``), the one open as
-        ``join``, or the caller's."""
-        if not new and join is None:
-            yield
-            return
+@contextmanager
+def _pid_namespace_for_children(*, new: bool = False, join: int | None = None) -> Iterator[None]:
+    """Children forked inside get a new pid namespace (``new``), the one open as ``join``,
+    or the caller's."""
+    if not new and join is None:
+        yield
+        return
+    own = _own_pid_namespace()
+    try:
+        if new:
+            sc.unshare(sc.CLONE_NEWPID)
+        else:
+            assert join is not None
+            sc.setns(join, sc.CLONE_NEWPID)
+    except OSError as e:
+        what = "create a pid namespace" if new else "join the container's pid namespace"
+        raise StartError(f"{what}: {sc.errno_text(e.errno or 0)}") from None
+    try:
+        yield
+    finally:
         try:
-            if new:
-                sc.unshare(sc.CLONE_NEWPID)
-            else:
-                assert join is not None
-                sc.setns(join, sc.CLONE_NEWPID)
-        except OSError as e:
-            what = "create a pid namespace" if new else "join the container's pid namespace"
-            raise StartError(f"{what}: {sc.errno_text(e.errno or 0)}") from None
-        try:
-            yield
-        finally:
-            try:
-                sc.setns(self._own, sc.CLONE_NEWPID)
-            except OSError as e:  # every later child would land in the container
-                raise SystemError(f"return to the supervisor's pid namespace: {e}") from e
+            sc.setns(own, sc.CLONE_NEWPID)
+        except OSError as e:  # every later child would land in the container
+            raise SystemError(f"return to the supervisor's pid namespace: {e}") from e
 
 
 @dataclass
@@ -184,8 +184,6 @@ async def _read(fd: int, *, until_ready: bool) -> bytes:
             done.set_result(b"".join(chunks))
 
     loop.add_reader(fd, readable)
-
-    loop.add_reader(fd, readable)
     try:
         return await done
     finally:
@@ -196,7 +194,6 @@ def spawn(
     run: Callable[[ChildFds], NoReturn],
     stdio: Stdio,
     namespaces: tuple[tuple[int, int], ...],
-    pid_namespaces: PidNamespaces,
     *,
     new_pid_namespace: bool = False,
     join_pid_namespace: int | None = None,
@@ -217,7 +214,7 @@ def spawn(
     fds = ChildFds(stdio.stdin, stdio.stdout, stdio.stderr, control_r, status_w, namespaces)
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
     try:
-        with pid_namespaces.for_children(new=new_pid_namespace, join=join_pid_namespace):
+        with _pid_namespace_for_children(new=new_pid_namespace, join=join_pid_namespace):
             pid = os.fork()
             if pid == 0:  # pragma: no cover - the child
                 run(fds)
