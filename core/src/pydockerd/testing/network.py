@@ -79,7 +79,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import fcntl
 import itertools
 import json
@@ -102,6 +101,7 @@ from typing import Any, ClassVar, TextIO
 import pytest
 from loguru import logger
 
+from pydockerd import linux
 from pydockerd.networks.ipam import mac_for
 from pydockerd.plugin import (
     DriverConfig,
@@ -130,11 +130,9 @@ __all__ = [
 Json = dict[str, Any]
 Socket = socket.socket
 
-_CLONE_NEWNET = 0x40000000
 _PR_SET_PDEATHSIG = 1
 _TIMEOUT = 10.0  # seconds for a helper command or a namespace to appear
 _UNREACHABLE_AFTER = 1.0  # seconds a connection or ping gets before it counts as dropped
-_libc = ctypes.CDLL(None, use_errno=True)
 _SUBNET_LOCKS = Path("/tmp/pydockerd-test-subnets")  # noqa: S108 - shared by every test process
 
 
@@ -300,7 +298,7 @@ def _has_own_netns(pid: int) -> bool:
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    linux.libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class Container(Place):
@@ -346,8 +344,7 @@ class Container(Place):
         try:
             fd = os.open(self.netns, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                if _libc.setns(fd, _CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns failed")
+                linux.setns(fd, linux.CLONE_NEWNET)
             finally:
                 os.close(fd)
             box.append(socket.socket(socket.AF_INET, kind))

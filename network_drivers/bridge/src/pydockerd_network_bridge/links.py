@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import errno
 import hashlib
 import os
@@ -23,7 +22,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import Any
 
-from pydockerd.plugin import Conflict, InvalidParameter, NotFound, SystemError
+from pydockerd.plugin import Conflict, InvalidParameter, NotFound, SystemError, linux
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -40,12 +39,10 @@ __all__ = [
     "try_bridge",
 ]
 
-CLONE_NEWNET = 0x40000000
 LOOPBACK_INDEX = 1
 """``lo``'s index, the same in every network namespace (the kernel's ``LOOPBACK_IFINDEX``)."""
 _NETLINK_ROUTE = 0
 _HEX_ID = re.compile(r"^[0-9a-f]{11,}$")
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 @dataclass(frozen=True)
@@ -187,9 +184,7 @@ def netlink_socket_in(nsfd: int) -> socket.socket:
 
     def enter_and_open() -> None:
         try:
-            if _libc.setns(nsfd, CLONE_NEWNET) != 0:
-                code = ctypes.get_errno()
-                raise OSError(code, f"setns: {os.strerror(code)}")
+            linux.setns(nsfd, linux.CLONE_NEWNET)
             made.append(socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_ROUTE))
         except OSError as e:
             made.append(e)
