@@ -104,6 +104,7 @@ async def test_limits_are_written_and_everything_goes_with_delete(
     state = json.loads((runtime.context.run_dir / f"{spec.id}.json").read_text())
     assert state["pid"] == process.pid
     assert state["cgroup"]["path"] == path
+    assert [p.name for p in runtime.context.run_dir.iterdir()] == [f"{spec.id}.json"], "no tmp"
 
     await supervisor.delete(spec.id)
     assert not alive(process.pid)

@@ -15,7 +15,6 @@ import asyncio
 import errno
 import json
 import os
-import re
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
@@ -31,6 +30,7 @@ from pydockerd.plugin import (
     DriverConfig,
     DriverContext,
     DriverNotSupported,
+    InvalidParameter,
     NotFound,
     ProcessSpec,
     ResourceStats,
@@ -38,6 +38,8 @@ from pydockerd.plugin import (
     StartError,
     Stdio,
     SystemError,
+    check_layer_id,
+    write_atomically,
 )
 
 from pydockerd_runtime_native import syscalls as sc
@@ -50,7 +52,6 @@ __all__ = ["NativeConfig", "NativeRuntime"]
 
 T = TypeVar("T")
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 # namespaces ``exec`` joins besides pid, in the order it joins them (mount last)
 _EXEC_NAMESPACES = ("cgroup", "ipc", "uts", "network", "mount")
 _WAIT_SECONDS = 10.0  # for processes to die, the freezer, a busy cgroup
@@ -142,15 +143,15 @@ class NativeRuntime(Runtime):
         return self._layout
 
     def _state_file(self, container_id: str) -> Path:
-        if not _ID_RE.match(container_id):
-            raise NotFound(f"no such container: {container_id!r}")
+        try:
+            check_layer_id(container_id)  # the same rule: safe as one path component
+        except InvalidParameter:
+            raise NotFound(f"no such container: {container_id!r}") from None
         return self.context.run_dir / f"{container_id}.json"
 
     def _save(self, container_id: str, pid: int, cgroup: Cgroup) -> None:
-        path = self._state_file(container_id)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"pid": pid, "cgroup": cgroup.to_dict()}))
-        temporary.replace(path)
+        state = {"pid": pid, "cgroup": cgroup.to_dict()}
+        write_atomically(self._state_file(container_id), json.dumps(state))
 
     def _container(self, container_id: str) -> _Container:
         """The container, from memory or from a state file an earlier supervisor left.
