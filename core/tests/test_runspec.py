@@ -147,3 +147,26 @@ def test_build_spec(tmp_path: Path) -> None:
     assert destinations[7:] == ["/etc/resolv.conf", "/etc/hostname", "/etc/hosts"]
     assert all("ro" in m.options for m in spec.mounts[7:])  # read-only root: /etc files too
     assert ContainerSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+
+
+@pytest.mark.parametrize("privileged", [False, True])
+def test_sys_and_cgroups_are_writable_only_when_privileged(
+    tmp_path: Path, privileged: bool
+) -> None:
+    """As Docker: /sys and /sys/fs/cgroup read-only, read-write with --privileged."""
+    spec = build_spec(
+        container_id="c" * 64,
+        root=tmp_path,
+        config={"Cmd": ["true"]},
+        host={"Privileged": privileged},
+        directory=tmp_path / "c",
+        mounts=[],
+        namespaces={"pid": ""},
+        cgroup_path="parent/c",
+        user=ExecUser(0, 0, (), "/root"),
+    )
+    options = {m.destination: m.options for m in spec.mounts}
+    wanted, unwanted = ("rw", "ro") if privileged else ("ro", "rw")
+    for destination in ("/sys", "/sys/fs/cgroup"):
+        assert wanted in options[destination], destination
+        assert unwanted not in options[destination], destination

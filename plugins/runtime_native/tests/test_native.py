@@ -28,6 +28,7 @@ from pydockerd.plugin import (
 from pydockerd.testing.drivers import make_driver, mount_points
 from pydockerd.testing.runtime import (
     DOCKER_MOUNTS,
+    DOCKER_PRIVILEGED_MOUNTS,
     Supervisor,
     host_block_device,
     supervised,
@@ -167,6 +168,21 @@ async def test_a_cgroup_namespace_and_the_cgroup_filesystem(supervisor: Supervis
     assert set(V1_CONTROLLERS) <= set(lines)
     assert "77" in lines, "pids.max of the container's own cgroup"
     assert lines[-1] == "RO"
+
+
+@pytest.mark.parametrize("privileged", [False, True])
+async def test_sys_and_the_cgroup_filesystem_writable_only_when_privileged(
+    supervisor: Supervisor, privileged: bool
+) -> None:
+    mounts = DOCKER_PRIVILEGED_MOUNTS if privileged else DOCKER_MOUNTS
+    result = await supervisor.run("cat", "/proc/self/mounts", mounts=mounts)
+    found: dict[str, str] = {}
+    for line in result.stdout.splitlines():
+        _, point, _, options, *_ = line.split()
+        if point == "/sys" or point.startswith("/sys/fs/cgroup"):
+            found[point] = options.split(",")[0]
+    assert {"/sys", "/sys/fs/cgroup"} <= set(found), found
+    assert set(found.values()) == {"rw" if privileged else "ro"}, found
 
 
 async def test_a_missing_program_leaves_no_cgroup_state_or_process(

@@ -193,7 +193,9 @@ def _loopback(words: Sequence[str]) -> bool:
 
 
 def default_mounts(shm_size: int, *, privileged: bool) -> list[MountSpec]:
-    """The mounts every Docker container has, before anything else."""
+    """The mounts every Docker container has, before anything else; ``/sys`` and
+    ``/sys/fs/cgroup`` are writable for a privileged container only, as Docker's."""
+    sys_mode = "rw" if privileged else "ro"
     return [
         MountSpec("/proc", "proc", "proc", ("nosuid", "noexec", "nodev")),
         MountSpec("/dev", "tmpfs", "tmpfs", ("nosuid", "strictatime", "mode=755", "size=65536k")),
@@ -203,10 +205,8 @@ def default_mounts(shm_size: int, *, privileged: bool) -> list[MountSpec]:
             "devpts",
             ("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"),
         ),
-        MountSpec(
-            "/sys", "sysfs", "sysfs", ("nosuid", "noexec", "nodev", "rw" if privileged else "ro")
-        ),
-        MountSpec("/sys/fs/cgroup", "cgroup", "cgroup", ("nosuid", "noexec", "nodev", "ro")),
+        MountSpec("/sys", "sysfs", "sysfs", ("nosuid", "noexec", "nodev", sys_mode)),
+        MountSpec("/sys/fs/cgroup", "cgroup", "cgroup", ("nosuid", "noexec", "nodev", sys_mode)),
         MountSpec("/dev/mqueue", "mqueue", "mqueue", ("nosuid", "noexec", "nodev")),
         MountSpec(
             "/dev/shm",  # noqa: S108 - the container's own /dev/shm

@@ -89,6 +89,7 @@ __all__ = [
     "BUSYBOX",
     "DOCKER_MOUNTS",
     "DOCKER_NAMESPACES",
+    "DOCKER_PRIVILEGED_MOUNTS",
     "Process",
     "Result",
     "RuntimeSuite",
@@ -110,6 +111,9 @@ _ENV = (f"PATH={DEFAULT_PATH}", "HOME=/root")
 
 DOCKER_MOUNTS = tuple(default_mounts(64 << 20, privileged=False))
 """The mounts every Docker container starts with (the daemon's own list)."""
+
+DOCKER_PRIVILEGED_MOUNTS = tuple(default_mounts(64 << 20, privileged=True))
+"""The same for ``--privileged``: ``/sys`` and ``/sys/fs/cgroup`` read-write."""
 
 DOCKER_NAMESPACES = {"pid": "", "mount": "", "uts": "", "ipc": "", "network": "", "cgroup": ""}
 """A new namespace of every type (``--network none``)."""
