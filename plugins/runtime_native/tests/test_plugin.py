@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
+import signal
 from pathlib import Path
 
 import pytest
 from pydockerd.plugin import DriverNotSupported, Runtime
 from pydockerd.testing.drivers import driver_context, probe_as_user, register_from_entry_point
+from pydockerd_runtime_native import syscalls as sc
 from pydockerd_runtime_native.driver import NativeConfig, NativeRuntime
 
 NOBODY = 65534
@@ -66,4 +69,25 @@ def test_probe_skips_without_root(tmp_path: Path) -> None:
 async def test_probe_skips_without_cgroups(tmp_path: Path) -> None:
     context = driver_context(tmp_path, NativeConfig(cgroup_version="1", cgroup_root=str(tmp_path)))
     with pytest.raises(DriverNotSupported, match="cgroup v1 controllers not mounted"):
+        await NativeRuntime.probe(context)
+
+
+@pytest.mark.privileged
+async def test_probe_fails_when_its_child_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The namespaces are tried in a forked child: one that raises, or dies, is no pass."""
+
+    def raises(flags: int) -> None:
+        raise RuntimeError("no way")
+
+    def dies(flags: int) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    context = driver_context(tmp_path, NativeConfig())
+    monkeypatch.setattr(sc, "unshare", raises)
+    with pytest.raises(DriverNotSupported, match="probe failed: RuntimeError: no way"):
+        await NativeRuntime.probe(context)
+    monkeypatch.setattr(sc, "unshare", dies)
+    with pytest.raises(DriverNotSupported, match="probe's process ended with wait status 9"):
         await NativeRuntime.probe(context)

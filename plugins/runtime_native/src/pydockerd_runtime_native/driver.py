@@ -473,10 +473,12 @@ def _open_namespaces(paths: dict[str, str]) -> tuple[tuple[int, int], ...]:
 
 def _probe_namespaces() -> str:
     """Try every namespace type (and the pid-namespace round trip ``create`` relies on) in a
-    forked child; what failed, or ``""``."""
+    forked child; what failed, or ``""``. A child that fails otherwise (an exception, a
+    signal) fails the probe too, with what it could say."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
+        code = 1
         try:
             os.close(read_end)
             problems = []
@@ -491,10 +493,16 @@ def _probe_namespaces() -> str:
                 except OSError as e:
                     problems.append(f"{kind} namespace: {sc.errno_text(e.errno or 0)}")
             os.write(write_end, "; ".join(problems).encode())
+            code = 0
+        except BaseException as e:
+            with suppress(BaseException):
+                os.write(write_end, f"the probe failed: {type(e).__name__}: {e}".encode())
         finally:
-            os._exit(0)
+            os._exit(code)
     os.close(write_end)
     with os.fdopen(read_end, "rb") as pipe:
-        report = pipe.read().decode()
-    os.waitpid(pid, 0)
+        report = pipe.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    if status != 0 and not report:
+        report = f"the probe's process ended with wait status {status}"
     return f"cannot create namespaces: {report}" if report else ""
