@@ -31,6 +31,7 @@ __all__ = [
     "for_each",
     "inspect_command",
     "inspect_each",
+    "join_host_port",
     "kv_map",
     "label_fields",
     "natural_key",
@@ -66,6 +67,11 @@ def natural_key(text: str) -> list[tuple[int, int, str]]:
     """A sort key for ``sortorder.NaturalLess``: runs of digits compare as numbers."""
     parts = (part for part in re.split(r"(\d+)", text) if part)
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in parts]
+
+
+def join_host_port(host: str, port: int | str) -> str:
+    """``net.JoinHostPort``: an IPv6 host in brackets (``[::]:8080``)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def label_fields(labels: Mapping[str, str] | None) -> dict[str, Any]:

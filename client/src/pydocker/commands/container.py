@@ -29,6 +29,7 @@ from pydocker.commands.common import (
     add_commands,
     for_each,
     inspect_command,
+    join_host_port,
     natural_key,
     number,
     print_lines,
@@ -728,9 +729,7 @@ def top(client: APIClient, container: str, ps_args: tuple[str, ...]) -> None:
 
 
 def _host_port(binding: dict[str, Any]) -> str:
-    host = str(binding.get("HostIp") or "")
-    port = str(binding.get("HostPort") or "")
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return join_host_port(str(binding.get("HostIp") or ""), str(binding.get("HostPort") or ""))
 
 
 @click.command("port")

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from pydocker.api import APIClient
-from pydocker.commands.common import Filters, label_fields, number, render
+from pydocker.commands.common import Filters, join_host_port, label_fields, number, render
 from pydocker.commands.image import ReferenceError, familiar_name, normalize_reference
 from pydocker.formatting import (
     Row,
@@ -65,11 +65,6 @@ def _go_quote(text: str) -> str:
     return f'"{escaped}"'
 
 
-def _join_host_port(host: str, port: int | str) -> str:
-    """``net.JoinHostPort``: IPv6 in brackets."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def _port_key(port: dict[str, Any]) -> tuple[int, str, int, str]:
     return (
         number(port.get("PrivatePort")),
@@ -83,7 +78,7 @@ def _port_group(key: str, first: int, last: int) -> str:
     ip, _, kind = key.rpartition("/") if "/" in key else ("", "", key)
     ports = str(first) if first == last else f"{first}-{last}"
     if ip:
-        ports = f"{_join_host_port(ip, ports)}->{ports}"
+        ports = f"{join_host_port(ip, ports)}->{ports}"
     return f"{ports}/{kind}"
 
 
@@ -100,7 +95,7 @@ def displayable_ports(ports: list[dict[str, Any]]) -> str:
         key = kind
         if ip:
             if public != private:
-                mappings.append(f"{_join_host_port(ip, public)}->{private}/{kind}")
+                mappings.append(f"{join_host_port(ip, public)}->{private}/{kind}")
                 continue
             key = f"{ip}/{kind}"
         group = groups.get(key)
