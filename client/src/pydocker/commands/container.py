@@ -436,10 +436,12 @@ def attach(
             )
             _running(client, container)
             if tty and is_terminal(sys.stdout):
-                size = terminal_size(sys.stdout) or (0, 0)
-                if size != (0, 0):  # a size change redraws the prompt, as docker does it
-                    _resize(client, f"/containers/{container}/resize", size[0] + 1, size[1] + 1)
-                session.monitor_size(f"/containers/{container}/resize")
+                path = f"/containers/{container}/resize"
+                rows, columns = terminal_size(sys.stdout) or (0, 0)
+                if (rows, columns) != (0, 0):  # a size change redraws the prompt, as docker's
+                    with contextlib.suppress(PydockerError):  # docker logs it at debug level
+                        session.resize(path, rows + 1, columns + 1)
+                session.monitor_size(path)
             if session.finish():
                 raise PydockerError(_DETACHED)
         result = waiter.result()
@@ -448,11 +450,6 @@ def attach(
     if result.error is not None:
         raise PydockerError(result.error)
     _exit(result.status)
-
-
-def _resize(client: APIClient, path: str, rows: int, columns: int) -> None:
-    with contextlib.suppress(PydockerError):  # docker logs it at debug level
-        client.post(path, params={"h": str(rows), "w": str(columns)})
 
 
 # -- exec ---------------------------------------------------------------------------------

@@ -186,16 +186,23 @@ class Session:
             self._terminal.close()
         return self.streamer.detached
 
+    def resize(self, path: str, rows: int, columns: int) -> None:
+        """Set the tty at ``path`` (``/containers/{id}/resize``, ``/exec/{id}/resize``) to
+        ``rows`` by ``columns``.
+
+        :raises PydockerError: the daemon refused.
+        """
+        self._client.post(path, params={"h": str(rows), "w": str(columns)})
+
     def monitor_size(self, path: str) -> None:
-        """Keep the tty at ``path`` (``/containers/{id}/resize``, ``/exec/{id}/resize``) at
-        the terminal's size: now (retried as docker retries it) and on every SIGWINCH."""
+        """Keep the tty at ``path`` at the terminal's size (:meth:`resize`): now (retried
+        as docker retries it) and on every SIGWINCH."""
 
         def resize(signum: signal.Signals | None = None) -> None:
             size = terminal_size(sys.stdout)
             if size is None or size == (0, 0):
                 return
-            rows, columns = size
-            self._client.post(path, params={"h": str(rows), "w": str(columns)})
+            self.resize(path, *size)
 
         try:
             resize()
