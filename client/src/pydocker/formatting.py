@@ -209,8 +209,7 @@ def _to_json(value: Any) -> str:
     """docker's ``json`` template function: compact, no HTML escaping, UTF-8 kept; a
     :class:`Row` as its ``MarshalJSON`` writes it."""
     if isinstance(value, Row):
-        fields = {key: value[key] for key in sorted(value) if not callable(value[key])}
-        return _go_escape(json.dumps(fields, separators=(",", ":"), ensure_ascii=False))
+        return go_marshal({key: value[key] for key in sorted(value) if not callable(value[key])})
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
