@@ -149,13 +149,13 @@ def _assign(
     plural = {"range": "ranges", "gateway": "gateways"}[what]
     preposition = {"range": "on", "gateway": "for"}[what]
     for value in values:
+        if what == "range":  # docker checks it first (ipam_config ensures there is a subnet)
+            try:
+                _parse_cidr(value)
+            except ValueError as e:
+                raise InvalidArgument(str(e)) from None
         matched = False
         for subnet in subnets:
-            if what == "range":
-                try:
-                    _parse_cidr(value)
-                except ValueError as e:
-                    raise InvalidArgument(str(e)) from None
             if not _subnet_matches(subnet, value):
                 continue
             if configs[subnet][key]:
