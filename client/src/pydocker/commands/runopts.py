@@ -129,10 +129,6 @@ def parse_ram(text: str) -> int:
     raise ValueError(f"invalid suffix: '{lowered}'")
 
 
-def _memory(text: str) -> int:
-    return parse_ram(text)
-
-
 def _memory_swap(text: str) -> int:
     return -1 if text == "-1" else parse_ram(text)
 
@@ -365,7 +361,7 @@ def _set_pair(target: dict[str, str], value: str) -> None:
         target[key] = item
 
 
-_MEMORY = Checked("bytes", _memory)
+_MEMORY = Checked("bytes", parse_ram)
 _MEMORY_SWAP = Checked("bytes", _memory_swap)
 
 

@@ -16,7 +16,7 @@ from pydocker.commands.common import number, print_lines, render_lines
 from pydocker.commands.ps import all_containers_option
 from pydocker.errors import PydockerError
 from pydocker.formatting import Row, Template, decimal_size, human_size, short_id
-from pydocker.options import GoCommand, format_option, pass_client
+from pydocker.options import GoCommand, filters_param, format_option, pass_client
 
 __all__ = ["stats", "stats_row"]
 
@@ -178,7 +178,7 @@ class _Board:
     def follow_events(self, show_all: bool, subscribed: threading.Event) -> None:
         """Containers that start (with ``-a``: are created) join; those that die (with
         ``-a``: are destroyed) leave."""
-        params = {"filters": '{"type":{"container":true}}'}
+        params = filters_param({"type": {"container": True}})
         joins = {"start", "create"} if show_all else {"start"}
         leaves = {"destroy"} if show_all else {"die"}
         try:
