@@ -5,6 +5,7 @@ of reading boolean and integer flags."""
 from __future__ import annotations
 
 import calendar
+import csv
 import functools
 import json
 import re
@@ -36,10 +37,13 @@ __all__ = [
     "parse_time",
     "pass_client",
     "pass_state",
+    "repeated_option",
+    "string_slice",
 ]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
 
 # A Go duration (time.ParseDuration): "10m", "1h30m", "1.5h", "-2s", "300ms".
 _GO_DURATION = re.compile(r"[-+]?(?:\d*\.?\d+(?:ns|us|µs|μs|ms|s|m|h))+")
@@ -235,6 +239,30 @@ class GoInt(Checked):
 
     def __init__(self) -> None:
         super().__init__("int", lambda text: go_parse_int(text, base=0))
+
+
+def string_slice(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[str]:
+    """pflag's ``StringSlice``: each value is a line of CSV (``a,b`` is two items, ``""``
+    none), all of them in order."""
+    items: list[str] = []
+    for value in values:
+        if not value:
+            continue
+        try:
+            items += next(csv.reader([value], strict=True), [])
+        except csv.Error as e:
+            raise FlagError(value, flag_name(param), str(e)) from None
+    return items
+
+
+def repeated_option(
+    *names: str, help: str, slice_: bool = False, **settings: Any
+) -> Callable[[F], F]:
+    """A flag that can be given more than once (the command receives every value);
+    ``slice_`` reads each value as pflag's ``StringSlice`` does (:func:`string_slice`)."""
+    if slice_:
+        settings["callback"] = string_slice
+    return click.option(*names, multiple=True, help=help, **settings)
 
 
 class GoCommand(click.Command):

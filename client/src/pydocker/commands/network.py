@@ -9,7 +9,6 @@ prints each one removed and ends with docker's ``exit status 1`` when one failed
 
 from __future__ import annotations
 
-import csv
 import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -37,13 +36,12 @@ from pydocker.formatting import Row, Template, go_time_string, short_id
 from pydocker.options import (
     Checked,
     DockerCommand,
-    FlagError,
     GoInt,
     filter_option,
     filters_param,
-    flag_name,
     format_option,
     pass_client,
+    repeated_option,
 )
 
 __all__ = ["COMMANDS", "ipam_config", "network_rows"]
@@ -81,27 +79,6 @@ _INGRESS_WARNING = (
 
 
 # -- values ---------------------------------------------------------------------------------
-
-
-def _string_slice(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[str]:
-    """pflag's ``StringSlice``: each value is a line of CSV (``a,b`` is two items, ``""``
-    none), all of them in order."""
-    items: list[str] = []
-    for value in values:
-        if not value:
-            continue
-        try:
-            items += next(csv.reader([value], strict=True), [])
-        except csv.Error as e:
-            raise FlagError(value, flag_name(param), str(e)) from None
-    return items
-
-
-def _many(*names: str, help: str, slice_: bool = False, **settings: Any) -> Callable[[F], F]:
-    """A repeatable flag; ``slice_`` reads each value as pflag's ``StringSlice`` does."""
-    if slice_:
-        settings["callback"] = _string_slice
-    return click.option(*names, multiple=True, help=help, **settings)
 
 
 def _parse_cidr(text: str) -> tuple[IPAddress, IPNetwork]:
@@ -255,29 +232,33 @@ def network() -> None:
 @click.option(
     "-d", "--driver", default="bridge", show_default=True, help="Driver to manage the Network."
 )
-@_many("--gateway", slice_=True, metavar="IP", help="IPv4 or IPv6 Gateway for the master subnet.")
+@repeated_option(
+    "--gateway", slice_=True, metavar="IP", help="IPv4 or IPv6 Gateway for the master subnet."
+)
 @click.option("--ingress", is_flag=True, help="Create swarm routing-mesh network.")
 @click.option("--internal", is_flag=True, help="Restrict external access to the network.")
-@_many("--ip-range", slice_=True, metavar="CIDR", help="Allocate container ip from a sub-range.")
+@repeated_option(
+    "--ip-range", slice_=True, metavar="CIDR", help="Allocate container ip from a sub-range."
+)
 @click.option(
     "--ipam-driver", default="default", show_default=True, help="IP Address Management Driver."
 )
-@_many("--ipam-opt", metavar="KEY=VALUE", help="Set IPAM driver specific options.")
+@repeated_option("--ipam-opt", metavar="KEY=VALUE", help="Set IPAM driver specific options.")
 @click.option(
     "--ipv4/--no-ipv4",
     default=None,
     help="Enable or disable IPv4 address assignment (default true).",
 )
 @click.option("--ipv6/--no-ipv6", default=None, help="Enable or disable IPv6 address assignment.")
-@_many(
+@repeated_option(
     "--label",
     metavar="KEY=VALUE",
     type=Checked("label", validate_label),
     help="Set metadata on a network.",
 )
-@_many("-o", "--opt", metavar="KEY=VALUE", help="Set driver specific options.")
+@repeated_option("-o", "--opt", metavar="KEY=VALUE", help="Set driver specific options.")
 @click.option("--scope", default="", help="Control the network's scope.")
-@_many(
+@repeated_option(
     "--subnet",
     slice_=True,
     metavar="CIDR",
@@ -410,8 +391,12 @@ def _driver_options(items: Sequence[str]) -> dict[str, str]:
 @click.command("connect", cls=DockerCommand)
 @click.argument("network_name", metavar="NETWORK")
 @click.argument("container")
-@_many("--alias", slice_=True, metavar="ALIAS", help="Add network-scoped alias for the container.")
-@_many("--driver-opt", slice_=True, metavar="KEY=VALUE", help="driver options for the network.")
+@repeated_option(
+    "--alias", slice_=True, metavar="ALIAS", help="Add network-scoped alias for the container."
+)
+@repeated_option(
+    "--driver-opt", slice_=True, metavar="KEY=VALUE", help="driver options for the network."
+)
 @click.option(
     "--gw-priority",
     type=GoInt(),
@@ -420,13 +405,13 @@ def _driver_options(items: Sequence[str]) -> dict[str, str]:
 )
 @click.option("--ip", default="", help='IPv4 address (e.g., "172.30.100.104").')
 @click.option("--ip6", default="", help='IPv6 address (e.g., "2001:db8::33").')
-@_many(
+@repeated_option(
     "--link",
     metavar="CONTAINER[:ALIAS]",
     type=Checked("link", validate_link),
     help="Add link to another container.",
 )
-@_many(
+@repeated_option(
     "--link-local-ip",
     slice_=True,
     metavar="IP",

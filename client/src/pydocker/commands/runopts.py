@@ -34,7 +34,14 @@ from pydocker.commands.netopts import (
     ports,
     validate_link,
 )
-from pydocker.options import Checked, FlagError, GoInt, go_parse_int, parse_go_bool
+from pydocker.options import (
+    Checked,
+    FlagError,
+    GoInt,
+    go_parse_int,
+    parse_go_bool,
+    repeated_option,
+)
 
 __all__ = [
     "PULL_POLICIES",
@@ -365,11 +372,7 @@ _MEMORY = Checked("bytes", parse_ram)
 _MEMORY_SWAP = Checked("bytes", _memory_swap)
 
 
-def _many(*names: str, metavar: str, help: str, type: Any = None) -> Callable[[F], F]:
-    return click.option(*names, multiple=True, metavar=metavar, type=type, help=help)
-
-
-env_option = _many(
+env_option = repeated_option(
     "-e",
     "--env",
     metavar="KEY=VALUE",
@@ -379,21 +382,21 @@ env_option = _many(
 """``-e/--env KEY[=VALUE]``, also ``exec``'s."""
 
 _COMMON_OPTIONS: list[Callable[[F], F]] = [
-    _many(
+    repeated_option(
         "-a",
         "--attach",
         metavar="STREAM",
         type=Checked("stream", _attach),
         help="Attach to STDIN, STDOUT or STDERR.",
     ),
-    _many(
+    repeated_option(
         "--add-host",
         metavar="HOST:IP",
         type=Checked("host", _extra_host),
         help="Add a custom host-to-IP mapping (host:ip).",
     ),
-    _many("--cap-add", metavar="CAP", help="Add Linux capabilities."),
-    _many("--cap-drop", metavar="CAP", help="Drop Linux capabilities."),
+    repeated_option("--cap-add", metavar="CAP", help="Add Linux capabilities."),
+    repeated_option("--cap-drop", metavar="CAP", help="Drop Linux capabilities."),
     click.option("--cgroup-parent", default="", help="Optional parent cgroup for the container."),
     click.option(
         "--cidfile", default="", metavar="FILE", help="Write the container ID to the file."
@@ -406,17 +409,19 @@ _COMMON_OPTIONS: list[Callable[[F], F]] = [
     click.option("--cpus", type=Checked("decimal", _nano_cpus), default=0, help="Number of CPUs."),
     click.option("--cpuset-cpus", default="", help="CPUs in which to allow execution (0-3, 0,1)."),
     click.option("--cpuset-mems", default="", help="MEMs in which to allow execution (0-3, 0,1)."),
-    _many("--dns", metavar="IP", type=Checked("ip", _dns), help="Set custom DNS servers."),
-    _many("--dns-option", metavar="OPTION", help="Set DNS options."),
-    _many("--dns-search", metavar="DOMAIN", help="Set custom DNS search domains."),
+    repeated_option(
+        "--dns", metavar="IP", type=Checked("ip", _dns), help="Set custom DNS servers."
+    ),
+    repeated_option("--dns-option", metavar="OPTION", help="Set DNS options."),
+    repeated_option("--dns-search", metavar="DOMAIN", help="Set custom DNS search domains."),
     click.option("--domainname", default="", help="Container NIS domain name."),
     click.option(
         "--entrypoint", default=None, help="Overwrite the default ENTRYPOINT of the image."
     ),
     env_option,
-    _many("--env-file", metavar="FILE", help="Read in a file of environment variables."),
-    _many("--expose", metavar="PORT", help="Expose a port or a range of ports."),
-    _many("--group-add", metavar="GROUP", help="Add additional groups to join."),
+    repeated_option("--env-file", metavar="FILE", help="Read in a file of environment variables."),
+    repeated_option("--expose", metavar="PORT", help="Expose a port or a range of ports."),
+    repeated_option("--group-add", metavar="GROUP", help="Add additional groups to join."),
     click.option("-h", "--hostname", default="", help="Container host name."),
     click.option(
         "--init",
@@ -428,23 +433,27 @@ _COMMON_OPTIONS: list[Callable[[F], F]] = [
     click.option("--ip", default="", help="IPv4 address (e.g., 172.30.100.104)."),
     click.option("--ip6", default="", help="IPv6 address (e.g., 2001:db8::33)."),
     click.option("--ipc", default="", help="IPC mode to use."),
-    _many(
+    repeated_option(
         "-l",
         "--label",
         metavar="KEY=VALUE",
         type=Checked("label", validate_label),
         help="Set meta data on a container.",
     ),
-    _many("--label-file", metavar="FILE", help="Read in a line delimited file of labels."),
-    _many(
+    repeated_option(
+        "--label-file", metavar="FILE", help="Read in a line delimited file of labels."
+    ),
+    repeated_option(
         "--link",
         metavar="CONTAINER[:ALIAS]",
         type=Checked("link", validate_link),
         help="Add link to another container.",
     ),
-    _many("--link-local-ip", metavar="IP", help="Container IPv4/IPv6 link-local addresses."),
+    repeated_option(
+        "--link-local-ip", metavar="IP", help="Container IPv4/IPv6 link-local addresses."
+    ),
     click.option("--log-driver", default="", help="Logging driver for the container."),
-    _many("--log-opt", metavar="KEY=VALUE", help="Log driver options."),
+    repeated_option("--log-opt", metavar="KEY=VALUE", help="Log driver options."),
     click.option(
         "--mac-address", default="", help="Container MAC address (e.g., 92:d0:c6:0a:29:33)."
     ),
@@ -456,20 +465,22 @@ _COMMON_OPTIONS: list[Callable[[F], F]] = [
         default=0,
         help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap.",
     ),
-    _many(
+    repeated_option(
         "--mount",
         metavar="MOUNT",
         type=Checked("mount", _mount),
         help="Attach a filesystem mount to the container.",
     ),
     click.option("--name", default="", help="Assign a name to the container."),
-    _many(
+    repeated_option(
         "--network",
         metavar="NETWORK",
         type=Checked("network", parse_attachment),
         help="Connect a container to a network (a name, or name=...,alias=...,ip=...).",
     ),
-    _many("--network-alias", metavar="ALIAS", help="Add network-scoped alias for the container."),
+    repeated_option(
+        "--network-alias", metavar="ALIAS", help="Add network-scoped alias for the container."
+    ),
     click.option("--oom-score-adj", type=GoInt(), default=0, help="Tune host's OOM preferences."),
     click.option("--pid", default="", help="PID namespace to use."),
     click.option(
@@ -482,7 +493,9 @@ _COMMON_OPTIONS: list[Callable[[F], F]] = [
         "--platform", default="", help="Set platform if server is multi-platform capable."
     ),
     click.option("--privileged", is_flag=True, help="Give extended privileges to this container."),
-    _many("-p", "--publish", metavar="PORT", help="Publish a container's port(s) to the host."),
+    repeated_option(
+        "-p", "--publish", metavar="PORT", help="Publish a container's port(s) to the host."
+    ),
     click.option(
         "-P", "--publish-all", is_flag=True, help="Publish all exposed ports to random ports."
     ),
@@ -510,7 +523,7 @@ _COMMON_OPTIONS: list[Callable[[F], F]] = [
         "it exits.",
     ),
     click.option("--runtime", default="", help="Runtime to use for this container."),
-    _many("--security-opt", metavar="OPTION", help="Security Options."),
+    repeated_option("--security-opt", metavar="OPTION", help="Security Options."),
     click.option("--shm-size", type=_MEMORY, default=0, help="Size of /dev/shm."),
     click.option("--stop-signal", default="", help="Signal to stop the container."),
     click.option(
@@ -519,15 +532,15 @@ _COMMON_OPTIONS: list[Callable[[F], F]] = [
         default=None,
         help="Timeout (in seconds) to stop a container.",
     ),
-    _many(
+    repeated_option(
         "--sysctl",
         metavar="KEY=VALUE",
         type=Checked("sysctl", _sysctl),
         help="Sysctl options.",
     ),
-    _many("--tmpfs", metavar="PATH[:OPTIONS]", help="Mount a tmpfs directory."),
+    repeated_option("--tmpfs", metavar="PATH[:OPTIONS]", help="Mount a tmpfs directory."),
     click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY."),
-    _many(
+    repeated_option(
         "--ulimit",
         metavar="NAME=SOFT[:HARD]",
         type=Checked("ulimit", _ulimit),
@@ -538,7 +551,7 @@ _COMMON_OPTIONS: list[Callable[[F], F]] = [
     ),
     click.option("--userns", default="", help="User namespace to use."),
     click.option("--uts", default="", help="UTS namespace to use."),
-    _many("-v", "--volume", metavar="[SRC:]DST[:OPTS]", help="Bind mount a volume."),
+    repeated_option("-v", "--volume", metavar="[SRC:]DST[:OPTS]", help="Bind mount a volume."),
     click.option("-w", "--workdir", default="", help="Working directory inside the container."),
 ]
 
