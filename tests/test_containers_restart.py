@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -166,3 +167,22 @@ def test_the_supervisor_leaves_when_idle_and_comes_back(engine: DaemonProcess) -
     assert run(engine, "run", "--rm", "busybox", "true")[0] == 0
     wait_for(lambda: engine.supervisor_pid() is None, timeout=15, what="the supervisor to leave")
     assert run(engine, "run", "--rm", "busybox", "echo", "again") == (0, "again\n", "")
+
+
+@pytest.mark.parametrize("auto_remove", [False, True], ids=["kept", "--rm"])
+def test_a_start_that_fails_after_create_leaves_the_supervisor_idle(
+    engine: DaemonProcess, auto_remove: bool
+) -> None:
+    """A port already taken fails the start once the process exists: its exit must not stay
+    held in the supervisor, which then could never go idle."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["run", *(["--rm"] if auto_remove else []), "-p", f"127.0.0.1:{port}:80"]
+        code, _, err = run(engine, *args, "busybox", "true")
+    assert code == 125
+    assert "port is already allocated" in err
+    wait_for(lambda: engine.supervisor_pid() is None, 15, "the supervisor to exit, idle")
+    code, out, _ = run(engine, "ps", "-aq")
+    assert bool(out.strip()) is not auto_remove

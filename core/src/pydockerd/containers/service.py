@@ -521,6 +521,9 @@ class ContainerService:
             if not future.done():
                 future.set_exception(Conflict("the container could not be started"))
         live.pending_attach.clear()
+        if live.early_exit is not None:  # the kill's exit came while starting: drop its record
+            live.early_exit = None
+            await self._forget(container.id)
         if container.host_config.get("AutoRemove"):
             self._spawn(self._auto_remove(container, container.state.exit_code))
 
