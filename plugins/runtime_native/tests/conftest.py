@@ -1,7 +1,12 @@
-"""Fixtures of the native runtime's own tests: the conformance kit's, at module level."""
+"""Fixtures of the native runtime's own tests: the conformance kit's, at module level, a
+unique cgroup parent and a sleeping child process."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -36,3 +41,26 @@ def runtime(runtime_dir: Path) -> NativeRuntime:
 async def supervisor(runtime: NativeRuntime, busybox_root: Path) -> AsyncIterator[Supervisor]:
     async with supervised(runtime, busybox_root) as supervisor:
         yield supervisor
+
+
+@pytest.fixture
+def parent() -> str:
+    return f"pydockerd-test-{os.getpid()}-{time.monotonic_ns()}"
+
+
+@pytest.fixture
+def sleeper() -> Iterator[int]:
+    """A child process that sleeps until killed (and is reaped afterwards)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, ())
+            time.sleep(1000)
+        finally:
+            os._exit(0)
+    try:
+        yield pid
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)

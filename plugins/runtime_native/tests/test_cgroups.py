@@ -4,11 +4,9 @@ shaped like a cgroup2 filesystem; and the mountinfo reader the layout is found w
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,29 +36,6 @@ from pydockerd_runtime_native.cgroups import (
 
 V1 = Path("/sys/fs/cgroup/memory/cgroup.procs").exists()
 UNIFIED = Path("/sys/fs/cgroup/unified")
-
-
-@pytest.fixture
-def parent() -> str:
-    return f"pydockerd-test-{os.getpid()}-{time.monotonic_ns()}"
-
-
-@pytest.fixture
-def sleeper() -> Iterator[int]:
-    """A child process that sleeps until killed (and is reaped afterwards)."""
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            signal.pthread_sigmask(signal.SIG_SETMASK, ())
-            time.sleep(1000)
-        finally:
-            os._exit(0)
-    try:
-        yield pid
-    finally:
-        with contextlib.suppress(ProcessLookupError, ChildProcessError):
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
 
 
 def leftovers(parent: str) -> list[Path]:

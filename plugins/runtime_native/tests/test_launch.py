@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import time
 from pathlib import Path
 
@@ -17,17 +16,6 @@ from pydockerd_runtime_native.launch import Child
 V1 = Path("/sys/fs/cgroup/freezer/cgroup.procs").exists()
 
 
-def sleeper() -> int:
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            signal.pthread_sigmask(signal.SIG_SETMASK, ())
-            time.sleep(1000)
-        finally:
-            os._exit(0)
-    return pid
-
-
 def reaped(pid: int) -> bool:
     try:
         os.waitpid(pid, os.WNOHANG)
@@ -36,8 +24,8 @@ def reaped(pid: int) -> bool:
     return False
 
 
-async def test_kill_reaps_the_child() -> None:
-    pid = sleeper()
+async def test_kill_reaps_the_child(sleeper: int) -> None:
+    pid = sleeper
     await asyncio.wait_for(Child(pid, -1, -1).kill(), 10)
     assert reaped(pid)
     await Child(pid, -1, -1).kill()  # reaped already: not an error
@@ -45,12 +33,14 @@ async def test_kill_reaps_the_child() -> None:
 
 @pytest.mark.skipif(not V1, reason="no cgroup v1 freezer here (v2 lets SIGKILL through)")
 @pytest.mark.privileged
-async def test_kill_of_a_child_that_cannot_die_yet_leaves_the_loop_running() -> None:
+async def test_kill_of_a_child_that_cannot_die_yet_leaves_the_loop_running(
+    parent: str, sleeper: int
+) -> None:
     """A frozen child (v1 freezer) dies only once thawed, as one in uninterruptible sleep
     only once it wakes: meanwhile the event loop goes on."""
-    cgroup = Layout.detect("1").cgroup(f"pydockerd-test-{os.getpid()}-{time.monotonic_ns()}/c")
+    cgroup = Layout.detect("1").cgroup(f"{parent}/c")
     cgroup.create(Resources(), [])
-    pid = sleeper()
+    pid = sleeper
     try:
         cgroup.add(pid)
         cgroup.set_frozen(True)
