@@ -25,7 +25,7 @@ import asyncio
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Generic, TypeVar
@@ -40,6 +40,22 @@ from pydockerd.archive import (
     write_changes_diff,
     write_overlay_diff,
     write_tar,
+)
+from pydockerd.distribution import (
+    DEFAULT_PLATFORM,
+    MEDIA_TYPES,
+    BlobSink,
+    Descriptor,
+    ManifestBlob,
+    PartialBlob,
+    Progress,
+    ProgressFn,
+    PullResult,
+    PushBlob,
+    PushResult,
+    RegistryCredentials,
+    RegistryEndpoint,
+    RemoteRepository,
 )
 from pydockerd.errors import (
     Conflict,
@@ -102,13 +118,17 @@ __all__ = [
     "DEFAULT_CAPABILITIES",
     "DEFAULT_DEVICES",
     "DEFAULT_MASKED_PATHS",
+    "DEFAULT_PLATFORM",
     "DEFAULT_READONLY_PATHS",
+    "MEDIA_TYPES",
     "MNT_DETACH",
     "PROJECT_NAME",
     "AuthzDecision",
     "AuthzRequest",
+    "BlobSink",
     "Conflict",
     "ContainerSpec",
+    "Descriptor",
     "Device",
     "Driver",
     "DriverConfig",
@@ -124,6 +144,7 @@ __all__ = [
     "LogQuery",
     "LogRecord",
     "LogWriter",
+    "ManifestBlob",
     "Mount",
     "MountFlag",
     "MountInfo",
@@ -134,11 +155,20 @@ __all__ = [
     "NotImplementedByDaemon",
     "NotModified",
     "ParsedMountOptions",
+    "PartialBlob",
     "PeerCredentials",
     "PluginLoadError",
     "ProcessSpec",
+    "Progress",
+    "ProgressFn",
+    "PullResult",
+    "PushBlob",
+    "PushResult",
     "PydockerdError",
+    "RegistryCredentials",
+    "RegistryEndpoint",
     "RegistryTransport",
+    "RemoteRepository",
     "ResourceStats",
     "Resources",
     "RouteRegistry",
@@ -433,10 +463,70 @@ class NetworkDriver(Driver):
 
 
 class RegistryTransport(Driver):
-    """Pulls from and pushes to image registries (``distribution``)."""
+    """Pulls from and pushes to image registries (``distribution``: the OCI Distribution API).
+
+    The daemon chooses the repository, its endpoints (mirrors first, ``http://`` only for
+    insecure registries), the credentials and, for a push, the manifest; the transport does the
+    wire work: the token or basic auth flow, manifests, blob transfers with verification,
+    resume and retries. It reports progress through ``progress`` with the statuses Docker
+    streams (``Pulling fs layer``, ``Waiting``, ``Downloading``, ``Verifying Checksum``,
+    ``Download complete``, ``Already exists``; ``Preparing``, ``Waiting``, ``Pushing``,
+    ``Pushed``, ``Layer already exists``, ``Mounted from <repo>``).
+
+    Errors, with texts Docker users know: :class:`NotFound` for a manifest or repository the
+    registry does not have (``manifest unknown``), :class:`Unauthorized` when credentials are
+    missing or refused, :class:`Forbidden` for a denied scope, :class:`Unavailable` when no
+    endpoint can be reached (the text names the registry and the cause),
+    :class:`InvalidParameter` for content that does not match its digest or a manifest that
+    cannot be used (no ``linux/amd64`` image in an index).
+    """
 
     kind = "registry"
     interface = "pydockerd.registry.v1"
+
+    @abstractmethod
+    async def pull(
+        self,
+        repository: RemoteRepository,
+        reference: str,
+        *,
+        platform: str,
+        blobs: BlobSink,
+        progress: ProgressFn,
+    ) -> PullResult:
+        """Fetch the manifest ``reference`` (a tag or a digest) names, resolve an index to
+        ``platform`` (``os/arch[/variant]``), and download its config and every layer the
+        store lacks, several at once, each verified, an interrupted one resumed.
+
+        A manifest fetched by digest is checked against it.
+        """
+
+    @abstractmethod
+    async def list_tags(self, repository: RemoteRepository) -> list[str]:
+        """Every tag of the repository (all pages), for ``docker pull -a``."""
+
+    @abstractmethod
+    async def push(
+        self,
+        repository: RemoteRepository,
+        tag: str | None,
+        manifest: ManifestBlob,
+        blobs_to_push: Sequence[PushBlob],
+        *,
+        blobs: BlobSink,
+        progress: ProgressFn,
+    ) -> PushResult:
+        """Upload every blob the registry lacks (``HEAD`` first; a cross-repository mount
+        when ``mount_from`` names a source; else a chunked upload), then ``PUT`` the manifest
+        under ``tag`` (or its digest when ``tag`` is None)."""
+
+    @abstractmethod
+    async def login(self, endpoint: RegistryEndpoint, credentials: RegistryCredentials) -> str:
+        """Check the credentials against the registry's ``/v2/``, with whichever auth flow it
+        asks for; the identity token the flow returned, or ``""``.
+
+        :raises Unauthorized: the registry refused them.
+        """
 
 
 class Runtime(Driver):

@@ -1,0 +1,1 @@
+"""pydockerd's registry transport over the OCI Distribution API."""

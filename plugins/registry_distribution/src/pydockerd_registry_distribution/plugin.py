@@ -1,0 +1,3 @@
+"""Entry point of the ``distribution`` registry transport."""
+
+from __future__ import annotations
