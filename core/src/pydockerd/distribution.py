@@ -97,7 +97,11 @@ class RemoteRepository:
     :ivar registry: the registry's name as references spell it: ``docker.io``,
         ``127.0.0.1:5000`` (for messages, and the token flow's ``service`` fallback).
     :ivar path: the repository path: ``library/busybox``.
-    :ivar endpoints: where to reach it, tried in order (mirrors first, for pulls).
+    :ivar endpoints: where to reach it, tried in order: mirrors first (pulls only), then the
+        registry itself; for an insecure registry, ``https://`` without verification before
+        ``http://``, as Docker does. A transport checks an endpoint with one ``GET /v2/``
+        (no retries) and moves to the next when it cannot be reached, fails TLS, or (for a
+        mirror) answers with an error; retries with backoff apply once an endpoint answered.
     :ivar credentials: used for every endpoint that asks.
     """
 
