@@ -528,6 +528,9 @@ class RegistryTransport(Driver):
         :raises Unauthorized: the registry refused them.
         """
 
+    async def close(self) -> None:
+        """The daemon is stopping: close connections (called once, after the last pull)."""
+
 
 class Runtime(Driver):
     """Creates and runs container processes (``native``).
