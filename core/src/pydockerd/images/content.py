@@ -1,9 +1,11 @@
 """The content store: blobs addressed by their sha256 digest, each written once and verified.
 
-Layout under its root: ``blobs/sha256/<hex>`` for committed blobs and ``ingest/`` for blobs
-being written. A blob appears under its digest only once it is complete and its digest was
-checked (write to ``ingest/``, fsync, rename), so a crash never leaves a half-written blob
-under a real name; :meth:`ContentStore.clean_ingest` empties ``ingest/`` at start-up.
+Layout under its root: ``blobs/sha256/<hex>`` for committed blobs, ``ingest/`` for blobs
+being written and ``partial/<hex>`` for downloads that may be resumed (see
+:mod:`pydockerd.images.blobsink`). A blob appears under its digest only once it is complete
+and its digest was checked (write to ``ingest/`` or ``partial/``, fsync, rename), so a crash
+never leaves a half-written blob under a real name; :meth:`ContentStore.clean_ingest` empties
+``ingest/`` at start-up, and :meth:`ContentStore.clean_partials` drops stale partials.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import hashlib
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,8 +110,11 @@ class ContentStore:
         self.root = root
         self._blobs = root / "blobs" / "sha256"
         self._ingest = root / "ingest"
+        self.partials = root / "partial"
+        """Interrupted downloads, kept across restarts to be resumed: ``partial/<hex>``."""
         self._blobs.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._ingest.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.partials.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def path(self, digest: str) -> Path:
         if not _DIGEST.fullmatch(digest):
@@ -158,3 +164,20 @@ class ContentStore:
     def clean_ingest(self) -> None:
         remove_tree(self._ingest)
         self._ingest.mkdir(mode=0o700)
+
+    def clean_partials(self, max_age: float = 86400.0) -> list[str]:
+        """Delete the partial downloads not written to for ``max_age`` seconds (a day by
+        default; called at start-up), and those whose blob is stored by now; their names."""
+        cutoff = time.time() - max_age
+        dropped = []
+        for path in self.partials.iterdir():
+            try:
+                stale = path.stat().st_mtime < cutoff
+                digest = "sha256:" + path.name.partition(".")[0]
+                done = _DIGEST.fullmatch(digest) is not None and self.has(digest)
+                if stale or done:
+                    path.unlink()
+                    dropped.append(path.name)
+            except FileNotFoundError:
+                continue
+        return sorted(dropped)

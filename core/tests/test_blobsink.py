@@ -1,0 +1,115 @@
+"""The content store's BlobSink: partial downloads that survive, resume and verify."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from pydockerd.distribution import Descriptor
+from pydockerd.errors import InvalidParameter, NotFound
+from pydockerd.images.blobsink import ContentBlobSink
+from pydockerd.images.content import ContentStore, sha256_digest
+
+DATA = os.urandom(3 * 1024 * 1024 + 17)
+DESC = Descriptor("application/octet-stream", sha256_digest(DATA), len(DATA))
+
+
+@pytest.fixture
+def sink(tmp_path: Path) -> ContentBlobSink:
+    return ContentBlobSink(ContentStore(tmp_path / "content"))
+
+
+def test_whole_download_commits(sink: ContentBlobSink) -> None:
+    with sink.partial(DESC) as blob:
+        assert blob.offset == 0
+        blob.write(DATA[:1000])
+        blob.write(DATA[1000:])
+        assert blob.offset == len(DATA)
+        assert not sink.has(DESC.digest)
+        blob.commit()
+    assert sink.has(DESC.digest)
+    with sink.open(DESC.digest) as f:
+        assert f.read() == DATA
+    assert list(sink.store.partials.iterdir()) == []
+
+
+def test_interrupted_download_resumes(sink: ContentBlobSink) -> None:
+    with sink.partial(DESC) as blob:
+        blob.write(DATA[:123456])
+    assert not sink.has(DESC.digest)
+    # a new store over the same root: the daemon restarted
+    sink = ContentBlobSink(ContentStore(sink.store.root))
+    sink.store.clean_ingest()
+    with sink.partial(DESC) as blob:
+        assert blob.offset == 123456
+        blob.write(DATA[123456:])
+        blob.commit()  # the hash covers the kept bytes too
+    assert sink.store.read(DESC.digest) == DATA
+
+
+def test_restart_throws_away_the_kept_bytes(sink: ContentBlobSink) -> None:
+    with sink.partial(DESC) as blob:
+        blob.write(b"garbage")
+    with sink.partial(DESC) as blob:
+        assert blob.offset == 7
+        blob.restart()
+        assert blob.offset == 0
+        blob.write(DATA)
+        blob.commit()
+    assert sink.store.read(DESC.digest) == DATA
+
+
+def test_mismatch_raises_and_discards(sink: ContentBlobSink) -> None:
+    with sink.partial(DESC) as blob:
+        blob.write(DATA[:-1] + b"\0")
+        with pytest.raises(InvalidParameter, match=DESC.digest):
+            blob.commit()
+        assert blob.offset == 0
+    assert not sink.has(DESC.digest)
+    assert list(sink.store.partials.iterdir()) == []
+
+
+def test_partial_longer_than_the_blob_starts_over(sink: ContentBlobSink) -> None:
+    small = Descriptor("x", sha256_digest(b"abc"), 3)
+    (sink.store.partials / small.digest.removeprefix("sha256:")).write_bytes(b"abcdef")
+    with sink.partial(small) as blob:
+        assert blob.offset == 0
+
+
+def test_concurrent_downloads_do_not_share_a_file(sink: ContentBlobSink) -> None:
+    with sink.partial(DESC) as first:
+        first.write(DATA[:10])
+        with sink.partial(DESC) as second:
+            assert second.offset == 0
+            second.write(DATA)
+            second.commit()
+        first.write(DATA[10:])
+        first.commit()
+    assert sink.store.read(DESC.digest) == DATA
+    assert list(sink.store.partials.iterdir()) == []
+
+
+def test_write_and_open(sink: ContentBlobSink) -> None:
+    sink.write(b"{}", sha256_digest(b"{}"))
+    sink.write(b"{}", sha256_digest(b"{}"))  # twice is fine
+    assert sink.has(sha256_digest(b"{}"))
+    with pytest.raises(InvalidParameter):
+        sink.write(b"{ }", sha256_digest(b"{}"))
+    with pytest.raises(NotFound):
+        sink.open(sha256_digest(b"nope"))
+
+
+def test_clean_partials_drops_old_and_finished_ones(sink: ContentBlobSink) -> None:
+    store = sink.store
+    old, fresh = store.partials / ("a" * 64), store.partials / ("b" * 64)
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    day_ago = time.time() - 90000
+    os.utime(old, (day_ago, day_ago))
+    done = store.partials / DESC.digest.removeprefix("sha256:")
+    done.write_bytes(b"z")
+    store.write(DATA, DESC.digest)
+    assert store.clean_partials() == sorted([old.name, done.name])
+    assert [p.name for p in store.partials.iterdir()] == [fresh.name]

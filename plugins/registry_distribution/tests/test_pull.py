@@ -1,0 +1,360 @@
+"""Pulls from Debian's reference registry (distribution 2.8) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydockerd.images.blobsink import ContentBlobSink
+from pydockerd.plugin import (
+    MEDIA_TYPES,
+    DriverConfig,
+    InvalidParameter,
+    NotFound,
+    RegistryTransport,
+    Unavailable,
+)
+from pydockerd.testing.drivers import register_from_entry_point
+from pydockerd.testing.registries import (
+    ProgressLog,
+    ReferenceRegistry,
+    cutting_proxy,
+    free_port,
+    push_image,
+    push_index,
+    random_image,
+    reference_registry,
+    remote_repository,
+)
+from pydockerd_registry_distribution.transport import Config, DistributionTransport, short_id
+
+AMD64 = {"os": "linux", "architecture": "amd64"}
+ARM64 = {"os": "linux", "architecture": "arm64", "variant": "v8"}
+
+
+def test_registered_through_its_entry_point() -> None:
+    registry = register_from_entry_point("distribution", RegistryTransport)
+    assert registry.get("distribution") is DistributionTransport
+    assert DistributionTransport.qualified_name() == "registry.distribution"
+    assert isinstance(DistributionTransport.Config(), DriverConfig)
+
+
+@pytest.mark.parametrize("oci", [True, False], ids=["oci", "docker"])
+async def test_pull_an_image(
+    registry: ReferenceRegistry,
+    transport: DistributionTransport,
+    sink: ContentBlobSink,
+    progress: ProgressLog,
+    oci: bool,
+) -> None:
+    image = random_image(2, oci=oci)
+    path = f"pull/{'oci' if oci else 'docker'}"
+    push_image(registry.url, path, "v1", image)
+    result = await transport.pull(
+        remote_repository(registry, path),
+        "v1",
+        platform="linux/amd64",
+        blobs=sink,
+        progress=progress,
+    )
+    assert result.digest == image.digest
+    assert result.index is None
+    assert result.manifest.data == image.manifest
+    assert result.manifest.media_type == image.media_type
+    assert result.config.digest == image.config_digest
+    assert [layer.digest for layer in result.layers] == image.layer_digests
+    for digest, data in image.blobs().items():
+        assert sink.store.read(digest) == data
+    assert sink.store.read(image.digest) == image.manifest
+    for digest in image.layer_digests:
+        assert progress.statuses(short_id(digest)) == [
+            "Pulling fs layer",
+            "Verifying Checksum",
+            "Download complete",
+        ]
+        downloading = [m for m in progress if m.id == short_id(digest) and m.current]
+        assert downloading[-1].current == downloading[-1].total == len(image.blobs()[digest])
+
+    again = ProgressLog()
+    await transport.pull(
+        remote_repository(registry, path), "v1", platform="linux/amd64", blobs=sink, progress=again
+    )
+    assert [m.status for m in again] == ["Already exists"] * 2
+
+
+async def test_pull_by_digest(
+    registry: ReferenceRegistry, transport: DistributionTransport, sink: ContentBlobSink
+) -> None:
+    image = random_image(1)
+    push_image(registry.url, "pull/bydigest", "v1", image)
+    result = await transport.pull(
+        remote_repository(registry, "pull/bydigest"),
+        image.digest,
+        platform="linux/amd64",
+        blobs=sink,
+        progress=ProgressLog(),
+    )
+    assert result.digest == image.digest
+    assert sink.has(image.layer_digests[0])
+
+
+@pytest.mark.parametrize("oci", [True, False], ids=["oci-index", "docker-list"])
+async def test_index_resolves_to_amd64(
+    registry: ReferenceRegistry, transport: DistributionTransport, sink: ContentBlobSink, oci: bool
+) -> None:
+    amd64, arm64 = random_image(1, oci=oci), random_image(1, oci=oci, architecture="arm64")
+    index = push_index(
+        registry.url,
+        "pull/multi",
+        "v1",
+        [(arm64, ARM64), (amd64, AMD64)],
+        oci=oci,
+        attestation_for=amd64,
+    )
+    result = await transport.pull(
+        remote_repository(registry, "pull/multi"),
+        "v1",
+        platform="linux/amd64",
+        blobs=sink,
+        progress=ProgressLog(),
+    )
+    assert result.digest == index
+    assert result.index is not None
+    assert result.index.media_type == (MEDIA_TYPES.OCI_INDEX if oci else MEDIA_TYPES.DOCKER_LIST)
+    assert result.manifest.digest == amd64.digest
+    assert sink.has(index)
+    assert sink.has(amd64.layer_digests[0])
+    assert not sink.has(arm64.layer_digests[0])
+
+    result = await transport.pull(
+        remote_repository(registry, "pull/multi"),
+        "v1",
+        platform="linux/arm64",
+        blobs=sink,
+        progress=ProgressLog(),
+    )
+    assert result.manifest.digest == arm64.digest
+
+
+async def test_index_without_amd64(
+    registry: ReferenceRegistry, transport: DistributionTransport, sink: ContentBlobSink
+) -> None:
+    arm64 = random_image(1, architecture="arm64")
+    push_index(registry.url, "pull/armonly", "v1", [(arm64, ARM64)], attestation_for=arm64)
+    with pytest.raises(InvalidParameter) as caught:
+        await transport.pull(
+            remote_repository(registry, "pull/armonly"),
+            "v1",
+            platform="linux/amd64",
+            blobs=sink,
+            progress=ProgressLog(),
+        )
+    assert str(caught.value) == (
+        "no matching manifest for linux/amd64 in the manifest list entries"
+    )
+
+
+async def test_unknown_tag_and_repository(
+    registry: ReferenceRegistry, transport: DistributionTransport, sink: ContentBlobSink
+) -> None:
+    push_image(registry.url, "pull/known", "v1", random_image(1))
+    with pytest.raises(NotFound) as caught:
+        await transport.pull(
+            remote_repository(registry, "pull/known"),
+            "nope",
+            platform="linux/amd64",
+            blobs=sink,
+            progress=ProgressLog(),
+        )
+    assert str(caught.value) == (
+        f"manifest for {registry.host}/pull/known:nope not found: "
+        "manifest unknown: manifest unknown"
+    )
+    with pytest.raises(NotFound) as caught:
+        await transport.pull(
+            remote_repository(registry, "pull/unknown"),
+            "latest",
+            platform="linux/amd64",
+            blobs=sink,
+            progress=ProgressLog(),
+        )
+    assert str(caught.value) == (  # distribution 2.8 says MANIFEST_UNKNOWN here too
+        f"manifest for {registry.host}/pull/unknown:latest not found: "
+        "manifest unknown: manifest unknown"
+    )
+
+
+async def test_concurrent_downloads_are_limited(
+    registry: ReferenceRegistry, tmp_path: object, sink: ContentBlobSink
+) -> None:
+    from pathlib import Path
+
+    from pydockerd.testing.drivers import make_driver
+
+    image = random_image(6, 1024 * 1024)
+    push_image(registry.url, "pull/many", "v1", image)
+    for limit in (1, 3):
+        made = make_driver(
+            DistributionTransport,
+            Path(str(tmp_path)) / f"d{limit}",
+            Config(max_concurrent_downloads=limit),
+        )
+        store = ContentBlobSink(type(sink.store)(Path(str(tmp_path)) / f"c{limit}"))
+        log = ProgressLog()
+        try:
+            await made.pull(
+                remote_repository(registry, "pull/many"),
+                "v1",
+                platform="linux/amd64",
+                blobs=store,
+                progress=log,
+            )
+        finally:
+            await made.close()
+        most = log.most_at_once("Downloading", "Download complete")
+        assert most <= limit
+        assert most > 1 or limit == 1  # several at once when allowed
+        waiting = [m.id for m in log if m.status == "Waiting"]
+        assert len(waiting) == 6 - limit
+
+
+async def test_resume_after_a_cut_connection(
+    registry: ReferenceRegistry, transport: DistributionTransport, sink: ContentBlobSink
+) -> None:
+    image = random_image(1, 3 * 1024 * 1024)
+    push_image(registry.url, "pull/resume", "v1", image)
+    (layer,) = image.layer_digests
+    with cutting_proxy(registry.url, cut_after=1024 * 1024) as proxy:
+        log = ProgressLog()
+        await transport.pull(
+            remote_repository(proxy.url, "pull/resume"),
+            "v1",
+            platform="linux/amd64",
+            blobs=sink,
+            progress=log,
+        )
+        assert proxy.cut == 1
+    assert sink.store.read(layer) == image.layers[0]
+    assert list(sink.store.partials.iterdir()) == []
+    # the second request asked for the rest only: no byte count went back to zero
+    counts = [m.current for m in log if m.status == "Downloading" and m.current]
+    assert counts == sorted(counts)
+
+
+async def test_resume_from_a_partial_left_by_an_earlier_pull(
+    registry: ReferenceRegistry, transport: DistributionTransport, sink: ContentBlobSink
+) -> None:
+    image = random_image(1, 2 * 1024 * 1024)
+    push_image(registry.url, "pull/kept", "v1", image)
+    (layer,) = image.layer_digests
+    (descriptor,) = [
+        d
+        for d in json.loads(image.manifest)["layers"]
+        if d["digest"] == layer  # the manifest's own descriptor
+    ]
+    from pydockerd.plugin import Descriptor
+
+    with sink.partial(Descriptor.from_json(descriptor)) as partial:
+        partial.write(image.layers[0][:700_000])  # a pull that was killed
+    log = ProgressLog()
+    await transport.pull(
+        remote_repository(registry, "pull/kept"),
+        "v1",
+        platform="linux/amd64",
+        blobs=sink,
+        progress=log,
+    )
+    assert sink.store.read(layer) == image.layers[0]
+    first = next(m for m in log if m.status == "Downloading")
+    assert first.current == 700_000  # asked with Range: bytes=700000-
+
+
+async def test_tampered_blob_is_refused(
+    registry: ReferenceRegistry, transport: DistributionTransport, sink: ContentBlobSink
+) -> None:
+    image = random_image(2)
+    push_image(registry.url, "pull/tampered", "v1", image)
+    bad = image.layer_digests[1]
+    registry.tamper(bad, at=100)
+    with pytest.raises(InvalidParameter) as caught:
+        await transport.pull(
+            remote_repository(registry, "pull/tampered"),
+            "v1",
+            platform="linux/amd64",
+            blobs=sink,
+            progress=ProgressLog(),
+        )
+    assert str(caught.value) == f"filesystem layer verification failed for digest {bad}"
+    assert not sink.has(bad)
+    # the bad bytes are gone; the other layer's download, cut short, is kept for a resume
+    assert bad.removeprefix("sha256:") not in [p.name for p in sink.store.partials.iterdir()]
+
+
+async def test_unreachable_registry(
+    transport: DistributionTransport, sink: ContentBlobSink
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(Unavailable) as caught:
+        await transport.pull(
+            remote_repository(url, "x"),
+            "latest",
+            platform="linux/amd64",
+            blobs=sink,
+            progress=ProgressLog(),
+        )
+    assert str(caught.value).startswith("cannot reach registry 127.0.0.1:")
+    assert f"({url}): " in str(caught.value)
+    assert "refused" in str(caught.value)
+
+
+async def test_a_mirror_that_is_down_falls_back_to_the_registry(
+    registry: ReferenceRegistry, transport: DistributionTransport, sink: ContentBlobSink
+) -> None:
+    image = random_image(1)
+    push_image(registry.url, "pull/mirrored", "v1", image)
+    down = f"http://127.0.0.1:{free_port()}"
+    with reference_registry() as empty_mirror:
+        repository = remote_repository(registry, "pull/mirrored", mirrors=(down, empty_mirror.url))
+        result = await transport.pull(
+            repository, "v1", platform="linux/amd64", blobs=sink, progress=ProgressLog()
+        )
+    assert result.digest == image.digest
+
+
+async def test_schema1_is_refused_clearly(
+    registry: ReferenceRegistry, transport: DistributionTransport, sink: ContentBlobSink
+) -> None:
+    from pydockerd.testing.registries import push_manifest
+
+    # the reference registry refuses schema 1 uploads; serve one from a mirror-less fake
+    del push_manifest
+    from aiohttp import web
+
+    async def manifest(request: web.Request) -> web.Response:
+        return web.Response(
+            body=json.dumps({"schemaVersion": 1, "name": "x", "tag": "v1"}).encode(),
+            content_type="application/vnd.docker.distribution.manifest.v1+prettyjws",
+        )
+
+    async def ping(request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/v2/", ping)
+    app.router.add_get("/v2/old/manifests/v1", manifest)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        with pytest.raises(InvalidParameter, match="schema 1"):
+            await transport.pull(
+                remote_repository(f"http://127.0.0.1:{port}", "old"),
+                "v1",
+                platform="linux/amd64",
+                blobs=sink,
+                progress=ProgressLog(),
+            )
+    finally:
+        await runner.cleanup()
