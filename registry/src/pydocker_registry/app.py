@@ -13,6 +13,7 @@ manifest PUT by digest accepts ``?tag=`` (repeatable) to tag it too.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any
@@ -249,7 +250,8 @@ async def _referrers(request: web.Request) -> web.Response:
         headers["OCI-Filters-Applied"] = "artifactType"
     entries.sort(key=lambda e: str(e["digest"]))
     body = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
-    return web.json_response(body, headers=headers, content_type=OCI_INDEX)
+    headers["Content-Type"] = OCI_INDEX
+    return web.Response(body=json.dumps(body).encode(), headers=headers)
 
 
 # --- manifests ------------------------------------------------------------------------
