@@ -25,9 +25,32 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-__all__ = ["RegistryProcess", "make_oci_layout", "self_signed_certificate"]
+__all__ = [
+    "RegistryProcess",
+    "make_oci_layout",
+    "parse_challenge",
+    "self_signed_certificate",
+    "write_config",
+]
 
 _LISTENING = re.compile(r"listening on (https?://\S+)")
+_CHALLENGE_PARAMETER = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def write_config(directory: Path, text: str = "") -> Path:
+    """``directory/config.toml``: ``text``, then storage under ``directory/data``."""
+    path = directory / "config.toml"
+    path.write_text(f'{text}\n[storage.options]\nroot = "{directory / "data"}"\n')
+    return path
+
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    """``Bearer realm="r",service="s"`` → ("bearer", {"realm": "r", "service": "s"})."""
+    scheme, _, rest = header.partition(" ")
+    parameters = {
+        name: re.sub(r"\\(.)", r"\1", value) for name, value in _CHALLENGE_PARAMETER.findall(rest)
+    }
+    return scheme.lower(), parameters
 
 
 @dataclass
