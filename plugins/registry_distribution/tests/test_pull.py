@@ -357,4 +357,5 @@ async def test_schema1_is_refused_clearly(
                 progress=ProgressLog(),
             )
     finally:
+        await transport.close()
         await runner.cleanup()

@@ -48,6 +48,7 @@ __all__ = [
     "TestImage",
     "cutting_proxy",
     "free_port",
+    "htpasswd_file",
     "push_image",
     "push_index",
     "random_image",
@@ -104,13 +105,17 @@ class ReferenceRegistry:
         path.write_bytes(bytes(data))
 
 
-def _htpasswd(users: Mapping[str, str]) -> str:
+def htpasswd_file(path: Path, users: Mapping[str, str]) -> Path:
+    """Write an htpasswd file (bcrypt, the only hash distribution takes) for ``users``."""
     import bcrypt
 
-    return "".join(
-        f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()}\n"
-        for user, password in users.items()
+    path.write_text(
+        "".join(
+            f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()}\n"
+            for user, password in users.items()
+        )
     )
+    return path
 
 
 def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -157,7 +162,7 @@ def reference_registry(
         "http": {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16)},
     }
     if users is not None:
-        (directory / "htpasswd").write_text(_htpasswd(users))
+        htpasswd_file(directory / "htpasswd", users)
         htpasswd = {"realm": "pydockerd-test", "path": str(directory / "htpasswd")}
         config["auth"] = {"htpasswd": htpasswd}
     if token is not None:
