@@ -8,12 +8,10 @@ environment. A configuration that cannot be used exits 1 with one problem per li
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import inspect
 import logging
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from loguru import logger
@@ -21,6 +19,9 @@ from loguru import logger
 from pydocker_registry import __version__
 from pydocker_registry.auth import AuthError, generate_key, set_password
 from pydocker_registry.config import ConfigError, RegistrySettings, load_settings
+
+if TYPE_CHECKING:
+    from pydocker_registry.gc import GcReport
 
 __all__ = ["main"]
 
@@ -113,18 +114,29 @@ def validate(config_file: Path | None) -> None:
 @click.option("--dry-run", is_flag=True, help="only print what would be removed")
 @click.option("--delete-untagged", is_flag=True, help="also remove manifests no tag names")
 def gc(config_file: Path | None, dry_run: bool, delete_untagged: bool) -> None:
-    """Remove blobs (and with --delete-untagged, manifests) nothing refers to.
-
-    Run it while the registry is stopped or read-only: an upload in progress younger than
-    gc.grace_seconds is kept, but a push that links an old blob during the run is not seen.
-    """
+    """Remove blobs nothing refers to (and, with --delete-untagged, manifests no tag names),
+    and stale uploads. Blobs younger than gc.grace_seconds are kept, so it may run while
+    the registry serves (see pydocker_registry.gc)."""
     settings = _settings(config_file)
     _setup_logging(settings.log_level)
-    asyncio.run(_gc(settings, dry_run=dry_run, delete_untagged=delete_untagged))
+    report = asyncio.run(_gc(settings, dry_run=dry_run, delete_untagged=delete_untagged))
+    verb = "would remove" if dry_run else "removed"
+    for kind, items in (
+        ("manifest", report.removed_manifests),
+        ("blob", report.removed_blobs),
+        ("upload", report.removed_uploads),
+    ):
+        for item in items:
+            click.echo(f"{verb} {kind} {item}")
+    click.echo(
+        f"{verb} {len(report.removed_blobs)} blobs, {len(report.removed_manifests)} manifests, "
+        f"{len(report.removed_uploads)} uploads; {report.bytes_freed} bytes "
+        f"{'would be ' if dry_run else ''}freed; kept {len(report.kept_blobs)} blobs"
+    )
 
 
-async def _gc(settings: RegistrySettings, *, dry_run: bool, delete_untagged: bool) -> None:
-    from pydocker_registry.gc import collect_garbage  # type: ignore[import-not-found,unused-ignore]
+async def _gc(settings: RegistrySettings, *, dry_run: bool, delete_untagged: bool) -> GcReport:
+    from pydocker_registry.gc import collect_garbage
     from pydocker_registry.storage import open_storage
 
     try:
@@ -132,32 +144,14 @@ async def _gc(settings: RegistrySettings, *, dry_run: bool, delete_untagged: boo
     except (ValueError, OSError) as e:
         _fail([f"storage: {e}"])
     try:
-        result: Any = collect_garbage(
+        return await collect_garbage(
             storage,
             dry_run=dry_run,
             grace_seconds=settings.gc.grace_seconds,
             delete_untagged=delete_untagged,
         )
-        report = await result if inspect.isawaitable(result) else result
     finally:
         await storage.close()
-    _print_report(report, dry_run=dry_run)
-
-
-def _print_report(report: Any, *, dry_run: bool) -> None:
-    """Each removed item on its own line (``removed blob sha256:…``), then the totals."""
-    verb = "would remove" if dry_run else "removed"
-    totals = []
-    for item in dataclasses.fields(report):
-        value = getattr(report, item.name)
-        if isinstance(value, list | tuple | set | frozenset):
-            kind = item.name.removeprefix("removed_").removesuffix("s")
-            for entry in sorted(str(v) for v in value):
-                click.echo(f"{verb} {kind} {entry}")
-            totals.append(f"{len(value)} {item.name.replace('_', ' ')}")
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            totals.append(f"{item.name.replace('_', ' ')}: {value}")
-    click.echo(("dry run: " if dry_run else "") + ", ".join(totals))
 
 
 @main.command()
