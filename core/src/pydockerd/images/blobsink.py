@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import os
 import secrets
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,6 +43,7 @@ class ContentPartial:
         self._file: BinaryIO = path.open("a+b")
         self._hash = hashlib.sha256()
         self._offset = 0
+        self._closing = threading.Lock()  # commit may run in a thread while a cancel closes
         self.committed = False
 
     def lock(self) -> bool:
@@ -78,6 +80,12 @@ class ContentPartial:
         self._offset = 0
 
     def commit(self) -> None:
+        with self._closing:
+            self._commit()
+
+    def _commit(self) -> None:
+        if self._file.closed:
+            raise InvalidParameter(f"download of {self._descriptor.digest} was closed")
         expected = self._descriptor
         digest = "sha256:" + self._hash.hexdigest()
         if digest != expected.digest or self._offset != expected.size:
@@ -99,9 +107,10 @@ class ContentPartial:
         self.restart()
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.flush()
-            self._file.close()
+        with self._closing:
+            if not self._file.closed:
+                self._file.flush()
+                self._file.close()
 
 
 class ContentBlobSink:

@@ -124,6 +124,16 @@ async def _all(coroutines: Sequence[Coroutine[Any, Any, None]]) -> None:
         raise
 
 
+async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, refused (InvalidParameter) past ``limit`` bytes."""
+    data = bytearray()
+    while chunk := await resp.content.read(limit + 1 - len(data)):
+        data += chunk
+        if len(data) > limit:
+            raise InvalidParameter(f"{resp.url.path}: the registry sent more than {limit} bytes")
+    return bytes(data)
+
+
 class _Throttle:
     """Passes a byte-count report on at most ten times a second or each 512 KiB."""
 
@@ -255,10 +265,8 @@ class DistributionTransport(RegistryTransport):
         async with session.request("GET", url, headers={"Accept": _ACCEPT}) as resp:
             if resp.status != 200:
                 raise self._pull_error(await RegistryError.read(resp), repository, reference)
-            data = await resp.content.read(MANIFEST_LIMIT + 1)
+            data = await _read_limited(resp, MANIFEST_LIMIT)
             header_type = resp.headers.get("Content-Type", "").partition(";")[0].strip()
-        if len(data) > MANIFEST_LIMIT:
-            raise InvalidParameter(f"manifest {reference} is larger than 4 MiB")
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if _DIGEST.fullmatch(reference) and digest != reference:
             raise InvalidParameter(
@@ -346,27 +354,30 @@ class DistributionTransport(RegistryTransport):
     async def _small_blob(
         self, session: Session, repository: RemoteRepository, descriptor: Descriptor
     ) -> bytes:
+        """A config blob, in memory, verified; a short body is fetched again."""
         if descriptor.size > MANIFEST_LIMIT * 4:
             raise InvalidParameter(f"config {descriptor.digest} is too large")
         url = f"/v2/{repository.path}/blobs/{descriptor.digest}"
-        for attempt in range(1, self.config.max_download_attempts + 1):
-            async with session.request("GET", url) as resp:
-                if resp.status != 200:
-                    raise (await RegistryError.read(resp)).exception(
-                        f"blob {descriptor.digest} of {familiar(repository)}: "
-                        f"{(await RegistryError.read(resp)).cause}"
-                    )
-                try:
-                    data = await resp.content.read(descriptor.size + 1)
-                except _NETWORK as e:
-                    if attempt == self.config.max_download_attempts:
-                        raise session.unreachable(e) from e
-                    continue
-            if len(data) == descriptor.size:
-                if "sha256:" + hashlib.sha256(data).hexdigest() != descriptor.digest:
-                    raise InvalidParameter(f"blob verification failed for {descriptor.digest}")
-                return data
-        raise Unavailable(f"blob {descriptor.digest} could not be read whole")
+        attempts = self.config.max_download_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                async with session.request("GET", url) as resp:
+                    if resp.status != 200:
+                        error = await RegistryError.read(resp)
+                        raise error.exception(
+                            f"error pulling config {descriptor.digest} of "
+                            f"{familiar(repository)}: {error.cause}"
+                        )
+                    data = await _read_limited(resp, descriptor.size)
+            except _NETWORK as e:
+                if attempt == attempts:
+                    raise session.unreachable(e) from e
+                await asyncio.sleep(session.delay(attempt))
+                continue
+            if "sha256:" + hashlib.sha256(data).hexdigest() != descriptor.digest:
+                raise InvalidParameter(f"blob verification failed for {descriptor.digest}")
+            return data
+        raise AssertionError("unreachable")
 
     async def _download_layers(
         self,
@@ -707,7 +718,9 @@ class DistributionTransport(RegistryTransport):
     def _uploaded(resp: aiohttp.ClientResponse, default: int) -> int:
         """The offset the registry's ``Range: 0-<last>`` says it has."""
         match = _RANGE.match(resp.headers.get("Range", "").strip())
-        return int(match.group(1)) + 1 if match else default
+        if not match or match.group(1) == "0":  # distribution writes 0-0 for 0 bytes too
+            return default
+        return int(match.group(1)) + 1
 
     async def _put_manifest(
         self,
