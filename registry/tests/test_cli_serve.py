@@ -4,10 +4,12 @@ built-in token server doing repository-scoped pull and push)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -234,3 +236,31 @@ actions = ["pull"]
             assert response.status == 200
             assert (await response.json())["repositories"] == ["a/app", "b/base"]
     assert "token for alice" in registry.log()
+
+
+async def test_sigterm_lets_a_request_in_flight_finish(tmp_path: Path) -> None:
+    """An upload still streaming when SIGTERM arrives completes; then the process exits 0."""
+    with RegistryProcess(write_config(tmp_path)) as registry:
+        assert registry.process is not None
+        process = registry.process
+        chunks = [os.urandom(64 * 1024) for _ in range(4)]
+
+        async def slow_body() -> AsyncIterator[bytes]:
+            for index, chunk in enumerate(chunks):
+                if index == 2:  # the server is reading the body by now
+                    await asyncio.sleep(0.5)
+                    process.send_signal(signal.SIGTERM)
+                    await asyncio.sleep(1.0)
+                yield chunk
+
+        async with aiohttp.ClientSession() as session:
+            async with session.post(registry.url + "/v2/slow/blobs/uploads/") as response:
+                assert response.status == 202
+                location = response.headers["Location"]
+            url = location if location.startswith("http") else registry.url + location
+            async with session.patch(url, data=slow_body()) as response:
+                assert response.status == 202
+                assert response.headers["Range"] == f"0-{sum(map(len, chunks)) - 1}"
+        assert process.wait(15) == 0
+    assert "stopping: finishing 1 requests in flight" in registry.log()
+    assert '"PATCH /v2/slow/blobs/uploads/' in registry.log()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.typedefs import Handler
 from loguru import logger
 
 from pydocker_registry.access import AllowAll, Authorizer
@@ -55,6 +56,32 @@ class AccessLogger(AbstractAccessLogger):
             response.body_length,
             time,
         )
+
+
+class _InFlight:
+    """Counts requests whose handlers run. aiohttp's own shutdown stops reading from every
+    connection at once, which leaves an upload whose body is still arriving stuck until
+    the timeout; so :func:`serve` first stops listening and waits for this count to drop."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.count += 1
+        self._idle.clear()
+        try:
+            return await handler(request)
+        finally:
+            self.count -= 1
+            if not self.count:
+                self._idle.set()
+
+    async def idle(self) -> None:
+        """Return once no handler runs."""
+        await self._idle.wait()
 
 
 @dataclass
@@ -179,6 +206,8 @@ async def serve(settings: RegistrySettings, parts: Parts) -> None:
     ``shutdown_timeout`` seconds) and close the storage."""
     host, port = split_addr(settings.addr)
     app = parts.app(settings)
+    in_flight = _InFlight()
+    app.middlewares.insert(0, in_flight.middleware)
     runner = web.AppRunner(
         app, access_log_class=AccessLogger, shutdown_timeout=settings.shutdown_timeout
     )
@@ -202,8 +231,14 @@ async def serve(settings: RegistrySettings, parts: Parts) -> None:
             )
         _notify_systemd("READY=1")
         await stop.wait()
-        logger.info("stopping: finishing requests in flight")
         _notify_systemd("STOPPING=1")
+        logger.info("stopping: finishing {} requests in flight", in_flight.count)
+        await site.stop()  # no new connections
+        try:
+            async with asyncio.timeout(settings.shutdown_timeout):
+                await in_flight.idle()
+        except TimeoutError:
+            logger.warning("{} requests still running: cut off", in_flight.count)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
