@@ -20,6 +20,7 @@ from pydockerd.testing.registries import (
     ReferenceRegistry,
     cutting_proxy,
     free_port,
+    pull_into,
     push_image,
     push_index,
     random_image,
@@ -50,12 +51,8 @@ async def test_pull_an_image(
     image = random_image(2, oci=oci)
     path = f"pull/{'oci' if oci else 'docker'}"
     push_image(registry.url, path, "v1", image)
-    result = await transport.pull(
-        remote_repository(registry, path),
-        "v1",
-        platform="linux/amd64",
-        blobs=sink,
-        progress=progress,
+    result = await pull_into(
+        transport, remote_repository(registry, path), "v1", sink, progress=progress
     )
     assert result.digest == image.digest
     assert result.index is None
@@ -87,12 +84,8 @@ async def test_pull_by_digest(
 ) -> None:
     image = random_image(1)
     push_image(registry.url, "pull/bydigest", "v1", image)
-    result = await transport.pull(
-        remote_repository(registry, "pull/bydigest"),
-        image.digest,
-        platform="linux/amd64",
-        blobs=sink,
-        progress=ProgressLog(),
+    result = await pull_into(
+        transport, remote_repository(registry, "pull/bydigest"), image.digest, sink
     )
     assert result.digest == image.digest
     assert sink.has(image.layer_digests[0])
@@ -111,13 +104,7 @@ async def test_index_resolves_to_amd64(
         oci=oci,
         attestation_for=amd64,
     )
-    result = await transport.pull(
-        remote_repository(registry, "pull/multi"),
-        "v1",
-        platform="linux/amd64",
-        blobs=sink,
-        progress=ProgressLog(),
-    )
+    result = await pull_into(transport, remote_repository(registry, "pull/multi"), "v1", sink)
     assert result.digest == index
     assert result.index is not None
     assert result.index.media_type == (MEDIA_TYPES.OCI_INDEX if oci else MEDIA_TYPES.DOCKER_LIST)
@@ -142,13 +129,7 @@ async def test_index_without_amd64(
     arm64 = random_image(1, architecture="arm64")
     push_index(registry.url, "pull/armonly", "v1", [(arm64, ARM64)], attestation_for=arm64)
     with pytest.raises(InvalidParameter) as caught:
-        await transport.pull(
-            remote_repository(registry, "pull/armonly"),
-            "v1",
-            platform="linux/amd64",
-            blobs=sink,
-            progress=ProgressLog(),
-        )
+        await pull_into(transport, remote_repository(registry, "pull/armonly"), "v1", sink)
     assert str(caught.value) == (
         "no matching manifest for linux/amd64 in the manifest list entries"
     )
@@ -159,25 +140,13 @@ async def test_unknown_tag_and_repository(
 ) -> None:
     push_image(registry.url, "pull/known", "v1", random_image(1))
     with pytest.raises(NotFound) as caught:
-        await transport.pull(
-            remote_repository(registry, "pull/known"),
-            "nope",
-            platform="linux/amd64",
-            blobs=sink,
-            progress=ProgressLog(),
-        )
+        await pull_into(transport, remote_repository(registry, "pull/known"), "nope", sink)
     assert str(caught.value) == (
         f"manifest for {registry.host}/pull/known:nope not found: "
         "manifest unknown: manifest unknown"
     )
     with pytest.raises(NotFound) as caught:
-        await transport.pull(
-            remote_repository(registry, "pull/unknown"),
-            "latest",
-            platform="linux/amd64",
-            blobs=sink,
-            progress=ProgressLog(),
-        )
+        await pull_into(transport, remote_repository(registry, "pull/unknown"), "latest", sink)
     assert str(caught.value) == (  # distribution 2.8 says MANIFEST_UNKNOWN here too
         f"manifest for {registry.host}/pull/unknown:latest not found: "
         "manifest unknown: manifest unknown"
@@ -226,12 +195,8 @@ async def test_resume_after_a_cut_connection(
     (layer,) = image.layer_digests
     with cutting_proxy(registry.url, cut_after=1024 * 1024) as proxy:
         log = ProgressLog()
-        await transport.pull(
-            remote_repository(proxy.url, "pull/resume"),
-            "v1",
-            platform="linux/amd64",
-            blobs=sink,
-            progress=log,
+        await pull_into(
+            transport, remote_repository(proxy.url, "pull/resume"), "v1", sink, progress=log
         )
         assert proxy.cut == 1
     assert sink.store.read(layer) == image.layers[0]
@@ -257,13 +222,7 @@ async def test_resume_from_a_partial_left_by_an_earlier_pull(
     with sink.partial(Descriptor.from_json(descriptor)) as partial:
         partial.write(image.layers[0][:700_000])  # a pull that was killed
     log = ProgressLog()
-    await transport.pull(
-        remote_repository(registry, "pull/kept"),
-        "v1",
-        platform="linux/amd64",
-        blobs=sink,
-        progress=log,
-    )
+    await pull_into(transport, remote_repository(registry, "pull/kept"), "v1", sink, progress=log)
     assert sink.store.read(layer) == image.layers[0]
     first = next(m for m in log if m.status == "Downloading")
     assert first.current == 700_000  # asked with Range: bytes=700000-
@@ -277,13 +236,7 @@ async def test_tampered_blob_is_refused(
     bad = image.layer_digests[1]
     registry.tamper(bad, at=100)
     with pytest.raises(InvalidParameter) as caught:
-        await transport.pull(
-            remote_repository(registry, "pull/tampered"),
-            "v1",
-            platform="linux/amd64",
-            blobs=sink,
-            progress=ProgressLog(),
-        )
+        await pull_into(transport, remote_repository(registry, "pull/tampered"), "v1", sink)
     assert str(caught.value) == f"filesystem layer verification failed for digest {bad}"
     assert not sink.has(bad)
     # the bad bytes are gone; the other layer's download, cut short, is kept for a resume
@@ -295,13 +248,7 @@ async def test_unreachable_registry(
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(Unavailable) as caught:
-        await transport.pull(
-            remote_repository(url, "x"),
-            "latest",
-            platform="linux/amd64",
-            blobs=sink,
-            progress=ProgressLog(),
-        )
+        await pull_into(transport, remote_repository(url, "x"), "latest", sink)
     assert str(caught.value).startswith("cannot reach registry 127.0.0.1:")
     assert f"({url}): " in str(caught.value)
     assert "refused" in str(caught.value)
@@ -349,13 +296,34 @@ async def test_schema1_is_refused_clearly(
     await site.start()
     try:
         with pytest.raises(InvalidParameter, match="schema 1"):
-            await transport.pull(
-                remote_repository(f"http://127.0.0.1:{port}", "old"),
-                "v1",
-                platform="linux/amd64",
-                blobs=sink,
-                progress=ProgressLog(),
+            await pull_into(
+                transport, remote_repository(f"http://127.0.0.1:{port}", "old"), "v1", sink
             )
     finally:
         await transport.close()
         await runner.cleanup()
+
+
+async def test_insecure_registry_https_then_http(
+    registry: ReferenceRegistry, transport: DistributionTransport, sink: ContentBlobSink
+) -> None:
+    from pydockerd.plugin import RegistryEndpoint, RemoteRepository
+
+    image = random_image(1)
+    push_image(registry.url, "pull/insecure", "v1", image)
+    https = RegistryEndpoint(registry.url.replace("http://", "https://"), tls_verify=False)
+    repository = RemoteRepository(
+        registry.host, "pull/insecure", [https, RegistryEndpoint(registry.url)]
+    )
+    result = await transport.pull(
+        repository, "v1", platform="linux/amd64", blobs=sink, progress=ProgressLog()
+    )
+    assert result.digest == image.digest
+    with pytest.raises(Unavailable) as caught:  # https only: the TLS failure is named
+        await pull_into(
+            transport, RemoteRepository(registry.host, "pull/insecure", [https]), "v1", sink
+        )
+    assert str(caught.value) == (
+        f"cannot reach registry {registry.host} ({https.url}): "
+        "http: server gave HTTP response to HTTPS client"
+    )

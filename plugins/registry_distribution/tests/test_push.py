@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +9,6 @@ import pytest
 from pydockerd.images.blobsink import ContentBlobSink
 from pydockerd.images.content import ContentStore
 from pydockerd.plugin import (
-    Descriptor,
-    ManifestBlob,
     PushBlob,
     RegistryCredentials,
     RegistryEndpoint,
@@ -21,27 +18,16 @@ from pydockerd.testing.drivers import make_driver
 from pydockerd.testing.registries import (
     ProgressLog,
     ReferenceRegistry,
-    TestImage,
+    pull_into,
     push_image,
     random_image,
     reference_registry,
     remote_repository,
+    stage_for_push,
 )
 from pydockerd_registry_distribution.transport import Config, DistributionTransport, short_id
 
 ALICE = RegistryCredentials(username="alice", password="wonderland")
-
-
-def stored(sink: ContentBlobSink, image: TestImage) -> tuple[ManifestBlob, list[PushBlob]]:
-    """``image`` in the sink, as the daemon hands it to a push."""
-    for digest, data in image.blobs().items():
-        sink.write(data, digest)
-    parsed = json.loads(image.manifest)
-    config = Descriptor.from_json(parsed["config"])
-    layers = [Descriptor.from_json(d) for d in parsed["layers"]]
-    blobs = [PushBlob(d, progress_id=short_id(d.digest)) for d in layers] + [PushBlob(config)]
-    manifest = ManifestBlob(image.media_type, image.digest, image.manifest)
-    return manifest, blobs
 
 
 def pulled_manifest(registry: ReferenceRegistry, path: str, reference: str) -> bytes:
@@ -77,7 +63,7 @@ async def test_push_then_push_again(
     progress: ProgressLog,
 ) -> None:
     image = random_image(2)
-    manifest, blobs = stored(sink, image)
+    manifest, blobs = stage_for_push(sink, image)
     repository = remote_repository(registry, "push/new")
     result = await transport.push(repository, "v1", manifest, blobs, blobs=sink, progress=progress)
     assert (result.digest, result.size) == (image.digest, len(image.manifest))
@@ -99,7 +85,7 @@ async def test_push_by_digest(
     registry: ReferenceRegistry, transport: DistributionTransport, sink: ContentBlobSink
 ) -> None:
     image = random_image(1)
-    manifest, blobs = stored(sink, image)
+    manifest, blobs = stage_for_push(sink, image)
     result = await transport.push(
         remote_repository(registry, "push/digest"),
         None,
@@ -119,7 +105,7 @@ async def test_cross_repository_mount(
 ) -> None:
     image = random_image(1)
     push_image(registry.url, "push/source", "v1", image)
-    manifest, blobs = stored(sink, image)
+    manifest, blobs = stage_for_push(sink, image)
     blobs = [PushBlob(b.descriptor, ["push/source"], b.progress_id) for b in blobs]
     await transport.push(
         remote_repository(registry, "push/mounted"),
@@ -147,7 +133,7 @@ async def test_chunked_upload(
     )
     try:
         image = random_image(1, 350_000)
-        manifest, blobs = stored(sink, image)
+        manifest, blobs = stage_for_push(sink, image)
         methods = spy_methods(transport, monkeypatch)
         await transport.push(
             remote_repository(registry, "push/chunked"),
@@ -195,7 +181,7 @@ async def test_pull_and_push_with_basic_auth(
 ) -> None:
     image = random_image(1)
     sink = ContentBlobSink(ContentStore(tmp_path / "pushed"))
-    manifest, blobs = stored(sink, image)
+    manifest, blobs = stage_for_push(sink, image)
     repository = remote_repository(private, "auth/image", ALICE)
     await transport.push(repository, "v1", manifest, blobs, blobs=sink, progress=ProgressLog())
     other = ContentBlobSink(ContentStore(tmp_path / "pulled"))
@@ -205,13 +191,7 @@ async def test_pull_and_push_with_basic_auth(
     assert result.digest == image.digest
     assert other.has(image.layer_digests[0])
     with pytest.raises(Unauthorized) as caught:
-        await transport.pull(
-            remote_repository(private, "auth/image"),
-            "v1",
-            platform="linux/amd64",
-            blobs=other,
-            progress=ProgressLog(),
-        )
+        await pull_into(transport, remote_repository(private, "auth/image"), "v1", other)
     assert str(caught.value) == (
         f"pull access denied for {private.host}/auth/image, repository does not exist or "
         "may require 'docker login': unauthorized: authentication required"

@@ -14,9 +14,9 @@ from aiohttp import web
 from pydockerd.images.blobsink import ContentBlobSink
 from pydockerd.plugin import RegistryCredentials, Unavailable
 from pydockerd.testing.registries import (
-    ProgressLog,
     ReferenceRegistry,
     free_port,
+    pull_into,
     push_image,
     random_image,
     remote_repository,
@@ -105,12 +105,8 @@ async def test_5xx_and_429_are_retried(
     front.failures["/manifests/v1"] = [(503, {}), (429, {"Retry-After": "0"})]
     front.failures[f"/blobs/{image.layer_digests[0]}"] = [(502, {})]
     try:
-        result = await transport.pull(
-            remote_repository(front.url, "flaky/img", CREDS),
-            "v1",
-            platform="linux/amd64",
-            blobs=sink,
-            progress=ProgressLog(),
+        result = await pull_into(
+            transport, remote_repository(front.url, "flaky/img", CREDS), "v1", sink
         )
     finally:
         await transport.close()  # before the front stops, which waits for idle clients
@@ -128,12 +124,8 @@ async def test_retries_end(
     front.failures["/manifests/v1"] = [(503, {})] * 10
     try:
         with pytest.raises(Unavailable, match="503"):
-            await transport.pull(
-                remote_repository(front.url, "flaky/down", CREDS),
-                "v1",
-                platform="linux/amd64",
-                blobs=sink,
-                progress=ProgressLog(),
+            await pull_into(
+                transport, remote_repository(front.url, "flaky/down", CREDS), "v1", sink
             )
     finally:
         await transport.close()
@@ -150,12 +142,8 @@ async def test_credentials_stay_with_the_registry_after_a_redirect(
     push_image(registry.url, "redirected/img", "v1", image)
     front.redirect_blobs = True
     try:
-        await transport.pull(
-            remote_repository(front.url, "redirected/img", CREDS),
-            "v1",
-            platform="linux/amd64",
-            blobs=sink,
-            progress=ProgressLog(),
+        await pull_into(
+            transport, remote_repository(front.url, "redirected/img", CREDS), "v1", sink
         )
     finally:
         await transport.close()

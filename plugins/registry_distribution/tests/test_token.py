@@ -14,8 +14,6 @@ import pytest
 from pydockerd.images.blobsink import ContentBlobSink
 from pydockerd.images.content import ContentStore
 from pydockerd.plugin import (
-    Descriptor,
-    ManifestBlob,
     PushBlob,
     RegistryCredentials,
     RegistryEndpoint,
@@ -24,10 +22,11 @@ from pydockerd.plugin import (
 from pydockerd.testing.drivers import make_driver
 from pydockerd.testing.registries import (
     ProgressLog,
-    TestImage,
     htpasswd_file,
+    pull_into,
     random_image,
     remote_repository,
+    stage_for_push,
 )
 from pydockerd_registry_distribution.transport import Config, DistributionTransport, short_id
 
@@ -81,18 +80,6 @@ def logged(registry: Any, text: str, expected: int | None = None) -> int:
         time.sleep(0.02)
 
 
-def stored(sink: ContentBlobSink, image: TestImage) -> tuple[ManifestBlob, list[PushBlob]]:
-    import json
-
-    for digest, data in image.blobs().items():
-        sink.write(data, digest)
-    parsed = json.loads(image.manifest)
-    layers = [Descriptor.from_json(d) for d in parsed["layers"]]
-    blobs = [PushBlob(d, progress_id=short_id(d.digest)) for d in layers]
-    blobs.append(PushBlob(Descriptor.from_json(parsed["config"])))
-    return ManifestBlob(image.media_type, image.digest, image.manifest), blobs
-
-
 async def test_login_returns_an_identity_token(
     token_registry: Any, transport: DistributionTransport
 ) -> None:
@@ -111,7 +98,7 @@ async def test_push_and_pull_with_tokens(
 ) -> None:
     image = random_image(2)
     sink = ContentBlobSink(ContentStore(tmp_path / "a"))
-    manifest, blobs = stored(sink, image)
+    manifest, blobs = stage_for_push(sink, image)
     await transport.push(
         remote_repository(token_registry.url, "alice/img", ALICE),
         "v1",
@@ -124,12 +111,8 @@ async def test_push_and_pull_with_tokens(
     before = logged(token_registry, "token for")
     pulled = ContentBlobSink(ContentStore(tmp_path / "b"))
     for _ in range(2):
-        result = await transport.pull(
-            remote_repository(token_registry.url, "alice/img", ALICE),
-            "v1",
-            platform="linux/amd64",
-            blobs=pulled,
-            progress=ProgressLog(),
+        result = await pull_into(
+            transport, remote_repository(token_registry.url, "alice/img", ALICE), "v1", pulled
         )
         assert result.digest == image.digest
     logged(token_registry, "GET /v2/alice/img/manifests/v1", 2)
@@ -154,7 +137,7 @@ async def test_pull_with_an_identity_token(
 ) -> None:
     image = random_image(1)
     sink = ContentBlobSink(ContentStore(tmp_path / "a"))
-    manifest, blobs = stored(sink, image)
+    manifest, blobs = stage_for_push(sink, image)
     await transport.push(
         remote_repository(token_registry.url, "alice/byid", ALICE),
         "v1",
@@ -181,19 +164,13 @@ async def test_anonymous_and_denied(
 ) -> None:
     sink = ContentBlobSink(ContentStore(tmp_path / "a"))
     with pytest.raises(Unauthorized) as caught:
-        await transport.pull(
-            remote_repository(token_registry.url, "alice/img"),
-            "v1",
-            platform="linux/amd64",
-            blobs=sink,
-            progress=ProgressLog(),
-        )
+        await pull_into(transport, remote_repository(token_registry.url, "alice/img"), "v1", sink)
     host = token_registry.url.removeprefix("http://")
     assert str(caught.value).startswith(
         f"pull access denied for {host}/alice/img, repository does not exist or may "
         "require 'docker login': "
     )
-    manifest, blobs = stored(sink, random_image(1))
+    manifest, blobs = stage_for_push(sink, random_image(1))
     with pytest.raises(Unauthorized):  # bob may only pull from bob/*
         await transport.push(
             remote_repository(
@@ -210,7 +187,7 @@ async def test_anonymous_and_denied(
 async def test_list_tags_over_pages(token_registry: Any, tmp_path: Path) -> None:
     image = random_image(1, 100)
     sink = ContentBlobSink(ContentStore(tmp_path / "a"))
-    manifest, blobs = stored(sink, image)
+    manifest, blobs = stage_for_push(sink, image)
     transport = make_driver(DistributionTransport, tmp_path / "t", Config(tag_page_size=2))
     names = [f"t{i}" for i in range(5)]
     try:

@@ -31,14 +31,23 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydockerd.distribution import (
+    DEFAULT_PLATFORM,
+    BlobSink,
+    Descriptor,
+    ManifestBlob,
     Progress,
+    PullResult,
+    PushBlob,
     RegistryCredentials,
     RegistryEndpoint,
     RemoteRepository,
 )
+
+if TYPE_CHECKING:
+    from pydockerd.plugin import RegistryTransport
 
 __all__ = [
     "REGISTRY_BINARY",
@@ -49,11 +58,13 @@ __all__ = [
     "cutting_proxy",
     "free_port",
     "htpasswd_file",
+    "pull_into",
     "push_image",
     "push_index",
     "random_image",
     "reference_registry",
     "remote_repository",
+    "stage_for_push",
 ]
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
@@ -234,6 +245,25 @@ class ProgressLog(list[Progress]):
         return most
 
 
+async def pull_into(
+    transport: RegistryTransport,
+    repository: RemoteRepository,
+    reference: str,
+    blobs: BlobSink,
+    *,
+    platform: str = DEFAULT_PLATFORM,
+    progress: ProgressLog | None = None,
+) -> PullResult:
+    """``transport.pull`` with the default platform, its progress into ``progress``."""
+    return await transport.pull(
+        repository,
+        reference,
+        platform=platform,
+        blobs=blobs,
+        progress=progress if progress is not None else ProgressLog(),
+    )
+
+
 # --------------------------------------------------------------------------------------
 # Images
 
@@ -263,6 +293,20 @@ class TestImage:
 
     def blobs(self) -> dict[str, bytes]:
         return {_digest(b): b for b in (self.config, *self.layers)}
+
+
+def stage_for_push(
+    blobs: BlobSink, image: TestImage, mount_from: Sequence[str] = ()
+) -> tuple[ManifestBlob, list[PushBlob]]:
+    """Store ``image``'s blobs in ``blobs`` and return what the daemon hands a push: the
+    manifest, and the layers (progress ids: their short digests) then the config (none)."""
+    for digest, data in image.blobs().items():
+        blobs.write(data, digest)
+    parsed = json.loads(image.manifest)
+    layers = [Descriptor.from_json(d) for d in parsed["layers"]]
+    pushed = [PushBlob(d, mount_from, d.digest.removeprefix("sha256:")[:12]) for d in layers]
+    pushed.append(PushBlob(Descriptor.from_json(parsed["config"]), mount_from))
+    return ManifestBlob(image.media_type, image.digest, image.manifest), pushed
 
 
 def _random_layer(size: int) -> bytes:

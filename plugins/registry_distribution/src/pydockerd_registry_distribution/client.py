@@ -56,6 +56,8 @@ class Unreachable(Unavailable):
 def describe(error: BaseException) -> str:
     """An exception as a short cause: ``connection refused``, ``timeout``, ..."""
     if isinstance(error, aiohttp.ClientSSLError):
+        if "WRONG_VERSION_NUMBER" in str(error.os_error):  # a plain HTTP server
+            return "http: server gave HTTP response to HTTPS client"  # Go's words
         return f"TLS: {error.os_error}"
     if isinstance(error, aiohttp.ClientConnectorError):
         inner = error.os_error
@@ -196,17 +198,7 @@ class Session:
         credentials only go to the endpoint's own origin."""
         fresh = False
         while True:
-            sent = dict(headers)
-            if self._same_origin(url) and (auth := await self.authorization(fresh=fresh)):
-                sent["Authorization"] = auth
-            resp = await self.http.request(
-                method,
-                url,
-                headers=sent,
-                data=body() if body else None,
-                allow_redirects=False,
-                ssl=self.endpoint.tls_verify,
-            )
+            resp = await self._raw(method, url, headers, body, fresh=fresh)
             if resp.status == 401 and not fresh and not self.credentials.registry_token:
                 challenges = parse_challenges(resp.headers.getall("WWW-Authenticate", []))
                 if any(c.scheme in ("bearer", "basic") for c in challenges):
@@ -219,23 +211,35 @@ class Session:
         for _ in range(10):
             if resp.status not in _REDIRECTS or "Location" not in resp.headers:
                 return resp
-            target = url.join(URL(resp.headers["Location"], encoded=True))
             resp.release()
+            url = url.join(URL(resp.headers["Location"], encoded=True))
             if resp.status == 303:
                 method, body = "GET", None
-            sent = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-            if self._same_origin(target) and (auth := await self.authorization()):
-                sent["Authorization"] = auth
-            url = target
-            resp = await self.http.request(
-                method,
-                url,
-                headers=sent,
-                data=body() if body else None,
-                allow_redirects=False,
-                ssl=self.endpoint.tls_verify,
-            )
+            resp = await self._raw(method, url, headers, body)
         return resp
+
+    async def _raw(
+        self,
+        method: str,
+        url: URL,
+        headers: Mapping[str, str],
+        body: Body | None,
+        *,
+        fresh: bool = False,
+    ) -> aiohttp.ClientResponse:
+        """One HTTP exchange, no redirects followed; ``Authorization`` only for the
+        endpoint's own origin."""
+        sent = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+        if self._same_origin(url) and (auth := await self.authorization(fresh=fresh)):
+            sent["Authorization"] = auth
+        return await self.http.request(
+            method,
+            url,
+            headers=sent,
+            data=body() if body else None,
+            allow_redirects=False,
+            ssl=self.endpoint.tls_verify,
+        )
 
     def delay(self, attempt: int) -> float:
         """Exponential backoff with jitter for retry number ``attempt`` (1, 2, ...)."""
