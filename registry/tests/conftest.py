@@ -3,15 +3,18 @@ filesystem store, and a small client that pushes blobs and manifests the way cli
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 from pydocker_registry.app import make_app
 from pydocker_registry.manifests import OCI_INDEX, OCI_MANIFEST
@@ -112,3 +115,30 @@ async def error_codes(response: ClientResponse) -> list[str]:
         assert isinstance(error["code"], str)
         assert isinstance(error["message"], str)
     return [e["code"] for e in body["errors"]]
+
+
+@contextlib.contextmanager
+def serve_in_thread(storage: FilesystemStorage) -> Iterator[str]:
+    """Serve ``make_app(storage)`` on 127.0.0.1, a free port, from a thread with its own event
+    loop (for clients that are processes, such as skopeo). Yields ``host:port``; stops the
+    server and the thread on exit, also when the body fails."""
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(make_app(storage), access_log=None)
+
+    async def start() -> str:
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        return f"{host}:{port}"
+
+    thread = threading.Thread(target=loop.run_forever, name="registry", daemon=True)
+    thread.start()
+    try:
+        address = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=30)
+        yield address
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=30)
+        loop.close()
