@@ -18,6 +18,7 @@ from pydockerd.testing.drivers import make_driver
 from pydockerd.testing.registries import (
     ProgressLog,
     ReferenceRegistry,
+    cutting_proxy,
     pull_into,
     push_image,
     random_image,
@@ -196,3 +197,30 @@ async def test_pull_and_push_with_basic_auth(
         f"pull access denied for {private.host}/auth/image, repository does not exist or "
         "may require 'docker login': unauthorized: authentication required"
     )
+
+
+async def test_upload_cut_halfway_starts_again(
+    registry: ReferenceRegistry, tmp_path: Path, sink: ContentBlobSink
+) -> None:
+    transport = make_driver(
+        DistributionTransport,
+        tmp_path / "cut",
+        Config(upload_chunk_size=512 * 1024, retry_base_delay=0.01),
+    )
+    image = random_image(1, 2 * 1024 * 1024)
+    manifest, blobs = stage_for_push(sink, image)
+    try:
+        with cutting_proxy(registry.url, cut_after=1024 * 1024, upload=True) as proxy:
+            await transport.push(
+                remote_repository(proxy.url, "push/cut"),
+                "v1",
+                manifest,
+                blobs,
+                blobs=sink,
+                progress=ProgressLog(),
+            )
+            assert proxy.cut == 1
+    finally:
+        await transport.close()
+    assert pulled_manifest(registry, "push/cut", "v1") == image.manifest
+    assert registry.blob_data(image.layer_digests[0]).read_bytes() == image.layers[0]

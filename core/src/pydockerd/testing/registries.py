@@ -484,7 +484,8 @@ def push_index(
 @dataclass
 class CuttingProxy:
     """A TCP proxy on 127.0.0.1 in front of ``target``: the first ``cuts`` connections that
-    carry more than ``cut_after`` bytes towards the client are closed right there.
+    carry more than ``cut_after`` bytes towards the client (``upload``: towards the server)
+    are closed right there.
 
     :ivar url: ``http://127.0.0.1:<port>``.
     :ivar cut: how many connections it has cut so far.
@@ -507,8 +508,8 @@ class CuttingProxy:
 
 
 def _pump(source: socket.socket, sink: socket.socket, proxy: CuttingProxy | None) -> None:
-    """Copy ``source`` to ``sink`` until either closes; towards the client (``proxy`` given)
-    cut after ``proxy.cut_after`` bytes when a cut is left."""
+    """Copy ``source`` to ``sink`` until either closes; with ``proxy``, cut after
+    ``proxy.cut_after`` bytes when a cut is left."""
     sent = 0
     cutting = proxy is not None
     try:
@@ -529,8 +530,11 @@ def _pump(source: socket.socket, sink: socket.socket, proxy: CuttingProxy | None
 
 
 @contextlib.contextmanager
-def cutting_proxy(target_url: str, cut_after: int, cuts: int = 1) -> Iterator[CuttingProxy]:
-    """A :class:`CuttingProxy` in front of ``target_url`` (``http://127.0.0.1:<port>``)."""
+def cutting_proxy(
+    target_url: str, cut_after: int, cuts: int = 1, *, upload: bool = False
+) -> Iterator[CuttingProxy]:
+    """A :class:`CuttingProxy` in front of ``target_url`` (``http://127.0.0.1:<port>``);
+    ``upload`` cuts what the client sends instead of what it receives."""
     host, _, port = target_url.removeprefix("http://").rpartition(":")
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -551,7 +555,8 @@ def cutting_proxy(target_url: str, cut_after: int, cuts: int = 1) -> Iterator[Cu
             upstream = socket.create_connection(proxy.target)
             proxy.connections += 1
             sockets.extend((client, upstream))
-            for args in ((client, upstream, None), (upstream, client, proxy)):
+            cut_up, cut_down = (proxy, None) if upload else (None, proxy)
+            for args in ((client, upstream, cut_up), (upstream, client, cut_down)):
                 thread = threading.Thread(target=_pump, args=args, daemon=True)
                 thread.start()
                 threads.append(thread)

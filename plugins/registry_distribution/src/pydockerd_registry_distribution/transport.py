@@ -68,6 +68,7 @@ _FOREIGN = (
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _NEXT = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?')
 _RANGE = re.compile(r"^(?:bytes=)?0-(\d+)$")
+_LOST = frozenset({"BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN", "RANGE_INVALID"})
 _NETWORK = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
 
 
@@ -132,6 +133,10 @@ async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
         if len(data) > limit:
             raise InvalidParameter(f"{resp.url.path}: the registry sent more than {limit} bytes")
     return bytes(data)
+
+
+class _UploadLost(Exception):
+    """An upload session broke and cannot be resumed; a new one starts from zero."""
 
 
 class _Throttle:
@@ -636,12 +641,24 @@ class DistributionTransport(RegistryTransport):
                             URL(resp.headers["Location"], encoded=True)
                         )
                         break
-            if location is None:
-                async with session.request("POST", f"{base}/uploads/") as resp:
-                    if resp.status != 202 or "Location" not in resp.headers:
-                        raise self._push_error(await RegistryError.read(resp), "")
-                    location = URL(session.url).join(URL(resp.headers["Location"], encoded=True))
-            await self._upload(session, location, blob.descriptor, blobs, say)
+            attempts = self.config.max_download_attempts
+            for attempt in range(1, attempts + 1):
+                if location is None:
+                    async with session.request("POST", f"{base}/uploads/") as resp:
+                        if resp.status != 202 or "Location" not in resp.headers:
+                            raise self._push_error(await RegistryError.read(resp), "")
+                        location = URL(session.url).join(
+                            URL(resp.headers["Location"], encoded=True)
+                        )
+                try:
+                    await self._upload(session, location, blob.descriptor, blobs, say)
+                    break
+                except _UploadLost as e:
+                    if attempt == attempts:
+                        raise Unavailable(f"upload of {digest} failed: {e}") from e
+                    self.context.logger.info(f"upload of {digest} lost, starting over: {e}")
+                    location = None  # distribution cancels an upload a broken PATCH left
+                    await asyncio.sleep(session.delay(attempt))
             say("Pushed")
 
     async def _upload(
@@ -687,24 +704,18 @@ class DistributionTransport(RegistryTransport):
                         "PATCH", location, headers=headers, body=body(offset, end), retries=False
                     ) as resp:
                         if resp.status != 202:
-                            raise self._push_error(
-                                await RegistryError.read(resp), f"upload of {descriptor.digest}"
-                            )
+                            error = await RegistryError.read(resp)
+                            if resp.status in (404, 416) or error.codes & _LOST:
+                                raise _UploadLost(error.cause)
+                            raise self._push_error(error, f"upload of {descriptor.digest}")
                         location = location.join(URL(resp.headers["Location"], encoded=True))
                         offset = self._uploaded(resp, end)
                 except (*_NETWORK, Unreachable) as e:
                     failures += 1
                     if failures >= self.config.max_download_attempts:
-                        raise Unavailable(
-                            f"upload of {descriptor.digest} failed: {describe(e)}"
-                        ) from e
+                        raise _UploadLost(describe(e)) from e
                     await asyncio.sleep(session.delay(failures))
-                    async with session.request("GET", location) as resp:
-                        if resp.status != 204:
-                            raise self._push_error(
-                                await RegistryError.read(resp), f"upload of {descriptor.digest}"
-                            ) from e
-                        offset = self._uploaded(resp, 0)
+                    offset = await self._upload_offset(session, location, e)
         separator = "&" if location.raw_query_string else "?"
         final = URL(f"{location}{separator}digest={quote(descriptor.digest)}", encoded=True)
         async with session.request("PUT", final, headers={"Content-Length": "0"}) as resp:
@@ -713,6 +724,20 @@ class DistributionTransport(RegistryTransport):
                     await RegistryError.read(resp), f"upload of {descriptor.digest}"
                 )
         report(size, force=True)
+
+    async def _upload_offset(self, session: Session, location: URL, cause: BaseException) -> int:
+        """Where an upload stands after a broken ``PATCH`` (``GET`` its status).
+
+        :raises _UploadLost: the registry no longer has it.
+        """
+        try:
+            async with session.request("GET", location) as resp:
+                if resp.status == 204:
+                    return self._uploaded(resp, 0)
+                error = await RegistryError.read(resp)
+        except (*_NETWORK, Unreachable) as e:
+            raise _UploadLost(describe(e)) from e
+        raise _UploadLost(f"{describe(cause)}, then {error.cause}")
 
     @staticmethod
     def _uploaded(resp: aiohttp.ClientResponse, default: int) -> int:
