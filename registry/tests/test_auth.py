@@ -32,7 +32,9 @@ from pydocker_registry.auth import (
     parse_scopes,
     set_password,
 )
-from pydocker_registry.config import AccessRule
+from pydocker_registry.config import AccessRule, RegistrySettings
+from pydocker_registry.server import build
+from pydocker_registry.testing import self_signed_certificate
 
 Client = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 
@@ -488,3 +490,43 @@ def test_authorizers_satisfy_the_protocol(htpasswd_file: Path) -> None:
         make_authorizer(key),
     ]
     assert len(authorizers) == 2
+
+
+async def test_an_outside_token_server_through_the_app(
+    aiohttp_client: Client, tmp_path: Path
+) -> None:
+    """server = false: tokens signed elsewhere, verified with that server's certificate;
+    the registry serves no /token of its own."""
+    certificate, key_file = self_signed_certificate(tmp_path)
+    settings = RegistrySettings(
+        storage={"options": {"root": str(tmp_path / "data")}},
+        auth={
+            "mode": "token",
+            "token": {
+                "server": False,
+                "realm": "https://auth.example/token",
+                "public_keys": [str(certificate)],
+                "service": "reg",
+                "issuer": "iss",
+            },
+        },
+    )
+    parts = build(settings)
+    try:
+        client = await aiohttp_client(parts.app(settings))
+        response = await client.get("/v2/")
+        assert response.status == 401
+        assert response.headers["WWW-Authenticate"] == (
+            'Bearer realm="https://auth.example/token",service="reg"'
+        )
+        assert (await client.get("/token")).status == 404
+        outside = TokenIssuer(load_private_key(key_file), issuer="iss", service="reg")
+        token = outside.issue("alice", [access("repository:a/x:pull")])["token"]
+        response = await client.get("/v2/a/x/tags/list", headers=bearer(token))
+        assert response.status == 404  # allowed; the repository does not exist
+        assert (await response.json())["errors"][0]["code"] == "NAME_UNKNOWN"
+        response = await client.put("/v2/a/x/manifests/v1", headers=bearer(token), data=b"{}")
+        assert response.status == 401
+        assert 'scope="repository:a/x:pull,push"' in response.headers["WWW-Authenticate"]
+    finally:
+        await parts.storage.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from importlib.metadata import entry_points
 from pathlib import Path
 
 import bcrypt
@@ -13,12 +12,7 @@ from click.testing import CliRunner
 from pydocker_registry import __version__
 from pydocker_registry.auth import Htpasswd, generate_key, set_password
 from pydocker_registry.cli import main
-from pydocker_registry.testing import self_signed_certificate
-
-needs_filesystem_backend = pytest.mark.skipif(
-    "filesystem" not in entry_points(group="pydocker_registry.storage").names,
-    reason="the filesystem storage backend is not registered (registry/pyproject.toml)",
-)
+from pydocker_registry.testing import self_signed_certificate, write_config
 
 
 @pytest.fixture
@@ -29,12 +23,6 @@ def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     return CliRunner()
 
 
-def write_config(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(f'[storage.options]\nroot = "{tmp_path / "data"}"\n{text}')
-    return path
-
-
 def test_version_is_the_installed_distribution_version(runner: CliRunner) -> None:
     result = runner.invoke(main, ["--version"])
     assert result.exit_code == 0
@@ -42,7 +30,6 @@ def test_version_is_the_installed_distribution_version(runner: CliRunner) -> Non
     assert __version__ != "0.0.0"
 
 
-@needs_filesystem_backend
 def test_validate_accepts_a_usable_configuration(runner: CliRunner, tmp_path: Path) -> None:
     set_password(tmp_path / "htpasswd", "alice", "pw", rounds=4)
     generate_key(tmp_path / "token.key")
@@ -69,7 +56,6 @@ actions = ["*"]
     assert (result.exit_code, result.output) == (0, "configuration OK\n")
 
 
-@needs_filesystem_backend
 def test_validate_lists_every_problem_on_its_own_line(runner: CliRunner, tmp_path: Path) -> None:
     (tmp_path / "htpasswd").write_text("alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n")
     config = tmp_path / "config.toml"
@@ -96,7 +82,6 @@ path = "{tmp_path / "htpasswd"}"
     assert lines[2].startswith("storage: unknown storage backend 'nosuchbackend' (installed: ")
 
 
-@needs_filesystem_backend
 def test_validate_missing_files_and_keys(runner: CliRunner, tmp_path: Path) -> None:
     (tmp_path / "bad.key").write_text("not a key\n")
     config = write_config(

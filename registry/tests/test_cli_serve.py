@@ -14,8 +14,14 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from pydocker_registry.auth import generate_key, set_password
-from pydocker_registry.testing import RegistryProcess, parse_challenge, write_config
+from pydocker_registry.auth import set_password
+from pydocker_registry.testing import (
+    SCOPED_RULES,
+    RegistryProcess,
+    parse_challenge,
+    token_config,
+    write_config,
+)
 
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 
@@ -177,38 +183,17 @@ async def test_serve_with_htpasswd(tmp_path: Path) -> None:
 
 
 async def test_serve_token_mode_scopes_pull_and_push_by_repository(tmp_path: Path) -> None:
-    users = tmp_path / "htpasswd"
-    set_password(users, "alice", "wonderland", rounds=4)
-    set_password(users, "admin", "root", rounds=4)
-    generate_key(tmp_path / "token.key")
-    config = write_config(
-        tmp_path,
-        f"""
-[auth]
-mode = "token"
-[auth.htpasswd]
-path = "{users}"
-[auth.token]
-private_key = "{tmp_path / "token.key"}"
-service = "test-registry"
-[[auth.token.rules]]
-accounts = ["alice"]
-repositories = ["a/*"]
-actions = ["pull", "push"]
-[[auth.token.rules]]
-accounts = ["alice"]
-repositories = ["b/*"]
-actions = ["pull"]
-[[auth.token.rules]]
-accounts = ["admin"]
-repositories = ["*"]
-actions = ["*"]
-catalog = true
+    anonymous_pulls_b = """
 [[auth.token.rules]]
 accounts = ["anonymous"]
 repositories = ["b/*"]
 actions = ["pull"]
-""",
+"""
+    config = token_config(
+        tmp_path,
+        {"alice": "wonderland", "admin": "root"},
+        SCOPED_RULES + anonymous_pulls_b,
+        token='service = "test-registry"',
     )
     with RegistryProcess(config) as registry:
         async with aiohttp.ClientSession() as session:

@@ -11,11 +11,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from pydocker_registry.auth import generate_key, set_password
+from pydocker_registry.auth import set_password
 from pydocker_registry.testing import (
     RegistryProcess,
     make_oci_layout,
     self_signed_certificate,
+    token_config,
     write_config,
 )
 
@@ -109,33 +110,7 @@ def test_skopeo_with_tokens_is_scoped_by_repository(
     tmp_path: Path, image: tuple[Path, str]
 ) -> None:
     layout, _ = image
-    users = tmp_path / "htpasswd"
-    set_password(users, "alice", "wonderland", rounds=4)
-    set_password(users, "admin", "root", rounds=4)
-    generate_key(tmp_path / "token.key")
-    config = write_config(
-        tmp_path,
-        f"""
-[auth]
-mode = "token"
-[auth.htpasswd]
-path = "{users}"
-[auth.token]
-private_key = "{tmp_path / "token.key"}"
-[[auth.token.rules]]
-accounts = ["alice"]
-repositories = ["a/*"]
-actions = ["pull", "push"]
-[[auth.token.rules]]
-accounts = ["alice"]
-repositories = ["b/*"]
-actions = ["pull"]
-[[auth.token.rules]]
-accounts = ["admin"]
-repositories = ["*"]
-actions = ["*"]
-""",
-    )
+    config = token_config(tmp_path, {"alice": "wonderland", "admin": "root"})
     skopeo = Skopeo(tmp_path / "skopeo")
     source = f"oci:{layout}:v1"
     with RegistryProcess(config) as registry:

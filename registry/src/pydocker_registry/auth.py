@@ -22,7 +22,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -227,31 +227,37 @@ def _algorithm(key: PrivateKey | PublicKey) -> str:
     return "RS256"
 
 
+def _read_key(path: Path, what: str, load: Callable[[bytes], Any]) -> Any:
+    try:
+        key: Any = load(path.read_bytes())
+    except (OSError, ValueError, TypeError) as e:
+        raise AuthError(f"{what} {path}: {e}") from e
+    if not isinstance(key, PrivateKey | PublicKey):
+        raise AuthError(f"{what} {path}: an EC P-256 or RSA key is needed")
+    try:
+        _algorithm(key)
+    except AuthError as e:
+        raise AuthError(f"{what} {path}: {e}") from None
+    return key
+
+
 def load_private_key(path: Path) -> PrivateKey:
     """A PEM private key (EC P-256 or RSA), unencrypted."""
-    try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as e:
-        raise AuthError(f"token key {path}: {e}") from e
-    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-        raise AuthError(f"token key {path}: an EC P-256 or RSA key is needed")
-    _algorithm(key)
+    key: PrivateKey = _read_key(
+        path, "token key", lambda data: serialization.load_pem_private_key(data, None)
+    )
     return key
+
+
+def _load_public(data: bytes) -> Any:
+    if b"BEGIN CERTIFICATE" in data:
+        return x509.load_pem_x509_certificate(data).public_key()
+    return serialization.load_pem_public_key(data)
 
 
 def load_public_key(path: Path) -> PublicKey:
     """A PEM public key or certificate (its key) that verifies tokens."""
-    try:
-        data = path.read_bytes()
-        if b"BEGIN CERTIFICATE" in data:
-            key: Any = x509.load_pem_x509_certificate(data).public_key()
-        else:
-            key = serialization.load_pem_public_key(data)
-    except (OSError, ValueError, TypeError) as e:
-        raise AuthError(f"token public key {path}: {e}") from e
-    if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
-        raise AuthError(f"token public key {path}: an EC P-256 or RSA key is needed")
-    _algorithm(key)
+    key: PublicKey = _read_key(path, "token public key", _load_public)
     return key
 
 

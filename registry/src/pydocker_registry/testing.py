@@ -30,6 +30,7 @@ __all__ = [
     "make_oci_layout",
     "parse_challenge",
     "self_signed_certificate",
+    "token_config",
     "write_config",
 ]
 
@@ -42,6 +43,41 @@ def write_config(directory: Path, text: str = "") -> Path:
     path = directory / "config.toml"
     path.write_text(f'{text}\n[storage.options]\nroot = "{directory / "data"}"\n')
     return path
+
+
+SCOPED_RULES = """
+[[auth.token.rules]]
+accounts = ["alice"]
+repositories = ["a/*"]
+actions = ["pull", "push"]
+[[auth.token.rules]]
+accounts = ["alice"]
+repositories = ["b/*"]
+actions = ["pull"]
+[[auth.token.rules]]
+accounts = ["admin"]
+repositories = ["*"]
+actions = ["*"]
+catalog = true
+"""
+"""The token policy of the tests: alice pulls and pushes ``a/*`` but only pulls ``b/*``;
+admin may do anything, the catalog too."""
+
+
+def token_config(
+    directory: Path, users: Mapping[str, str], rules: str = SCOPED_RULES, token: str = ""
+) -> Path:
+    """A token-mode configuration with the built-in token server: an htpasswd file of
+    ``users`` (name → password, bcrypt cost 4), a new signing key, ``rules`` (TOML), and
+    ``token`` (more ``[auth.token]`` keys)."""
+    from pydocker_registry.auth import generate_key, set_password
+
+    for user, password in users.items():
+        set_password(directory / "htpasswd", user, password, rounds=4)
+    generate_key(directory / "token.key")
+    auth = f'[auth]\nmode = "token"\n[auth.htpasswd]\npath = "{directory / "htpasswd"}"\n'
+    auth += f'[auth.token]\nprivate_key = "{directory / "token.key"}"\n{token}\n{rules}'
+    return write_config(directory, auth)
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
