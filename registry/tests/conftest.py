@@ -75,12 +75,18 @@ class Registry:
         digest = await self.put_manifest(name, tag or digest_of(data), data, media_type)
         return digest, data, manifest
 
+    async def try_manifest(
+        self, name: str, reference: str, data: bytes, media_type: str = OCI_MANIFEST
+    ) -> ClientResponse:
+        """PUT a manifest; the response, whatever it is."""
+        return await self.client.put(
+            f"/v2/{name}/manifests/{reference}", data=data, headers={"Content-Type": media_type}
+        )
+
     async def put_manifest(
         self, name: str, reference: str, data: bytes, media_type: str = OCI_MANIFEST
     ) -> str:
-        r = await self.client.put(
-            f"/v2/{name}/manifests/{reference}", data=data, headers={"Content-Type": media_type}
-        )
+        r = await self.try_manifest(name, reference, data, media_type)
         assert r.status == 201, await r.text()
         return r.headers["Docker-Content-Digest"]
 

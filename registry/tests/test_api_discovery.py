@@ -20,11 +20,8 @@ EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
 async def test_tags_list_returns_sorted_tags(registry: Registry) -> None:
     digest, _, _ = await registry.push_image("repo", "v2")
     for tag in ("v1", "latest"):
-        r = await registry.put(
-            f"/v2/repo/manifests/{digest}?tag={tag}",
-            data=(await (await registry.get(f"/v2/repo/manifests/{digest}")).read()),
-            headers={"Content-Type": OCI_MANIFEST},
-        )
+        data = await (await registry.get(f"/v2/repo/manifests/{digest}")).read()
+        r = await registry.try_manifest("repo", f"{digest}?tag={tag}", data, OCI_MANIFEST)
         assert r.status == 201
     r = await registry.get("/v2/repo/tags/list")
     assert r.status == 200
@@ -103,9 +100,7 @@ async def _artifact(
     if annotations:
         manifest["annotations"] = annotations
     data = json.dumps(manifest).encode()
-    r = await registry.put(
-        f"/v2/repo/manifests/{digest_of(data)}", data=data, headers={"Content-Type": OCI_MANIFEST}
-    )
+    r = await registry.try_manifest("repo", digest_of(data), data, OCI_MANIFEST)
     assert r.status == 201
     assert r.headers["OCI-Subject"] == subject[0]
     return digest_of(data), len(data), r
@@ -170,9 +165,7 @@ async def test_subject_need_not_exist_and_index_may_have_one(registry: Registry)
         "subject": {"mediaType": OCI_MANIFEST, "digest": ghost, "size": 1},
     }
     data = json.dumps(index).encode()
-    r = await registry.put(
-        "/v2/repo/manifests/bundle", data=data, headers={"Content-Type": OCI_INDEX}
-    )
+    r = await registry.try_manifest("repo", "bundle", data, OCI_INDEX)
     assert r.status == 201
     assert r.headers["OCI-Subject"] == ghost
     r = await registry.get(f"/v2/repo/referrers/{ghost}")

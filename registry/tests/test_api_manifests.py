@@ -58,9 +58,7 @@ async def test_put_manifest_returns_201_with_location(registry: Registry) -> Non
         "layers": [],
     }
     data = json.dumps(manifest).encode()
-    r = await registry.put(
-        "/v2/repo/manifests/empty", data=data, headers={"Content-Type": OCI_MANIFEST}
-    )
+    r = await registry.try_manifest("repo", "empty", data, OCI_MANIFEST)
     assert r.status == 201  # "manifest with no layers" of the conformance suite
     assert r.headers["Location"] == f"/v2/repo/manifests/{digest_of(data)}"
     assert r.headers["Docker-Content-Digest"] == digest_of(data)
@@ -88,11 +86,7 @@ async def test_index_types_need_their_manifests(registry: Registry, media_type: 
     assert r.headers["Content-Type"] == media_type
     assert r.headers["Docker-Content-Digest"] == digest
     index["manifests"].append({"mediaType": OCI_MANIFEST, "digest": digest_of(b"x"), "size": 1})
-    r = await registry.put(
-        "/v2/repo/manifests/broken",
-        data=json.dumps(index).encode(),
-        headers={"Content-Type": media_type},
-    )
+    r = await registry.try_manifest("repo", "broken", json.dumps(index).encode(), media_type)
     assert r.status == 400
     assert await error_codes(r) == ["MANIFEST_UNKNOWN"]
 
@@ -109,11 +103,7 @@ async def test_manifest_with_unknown_blobs_returns_manifest_blob_unknown(
     }
     await registry.push_blob("repo", b"{}")
     await registry.push_blob("other", layers[0])  # in another repository only
-    r = await registry.put(
-        "/v2/repo/manifests/t",
-        data=json.dumps(manifest).encode(),
-        headers={"Content-Type": OCI_MANIFEST},
-    )
+    r = await registry.try_manifest("repo", "t", json.dumps(manifest).encode(), OCI_MANIFEST)
     assert r.status == 400
     body = await r.json()
     assert [e["code"] for e in body["errors"]] == ["MANIFEST_BLOB_UNKNOWN"] * 2
@@ -166,20 +156,14 @@ async def test_invalid_manifest_returns_manifest_invalid(
 
 async def test_manifest_over_4_mib_returns_413(registry: Registry) -> None:
     data = b'{"schemaVersion": 2, "pad": "' + b"x" * (4 << 20) + b'"}'
-    r = await registry.put(
-        "/v2/repo/manifests/big", data=data, headers={"Content-Type": OCI_MANIFEST}
-    )
+    r = await registry.try_manifest("repo", "big", data, OCI_MANIFEST)
     assert r.status == 413
     assert await error_codes(r) == ["SIZE_INVALID"]
 
 
 async def test_put_by_digest_checks_the_digest(registry: Registry) -> None:
     _, data, _ = await registry.push_image("repo", "t")
-    r = await registry.put(
-        f"/v2/repo/manifests/{digest_of(b'other')}",
-        data=data,
-        headers={"Content-Type": OCI_MANIFEST},
-    )
+    r = await registry.try_manifest("repo", digest_of(b"other"), data, OCI_MANIFEST)
     assert r.status == 400
     assert await error_codes(r) == ["DIGEST_INVALID"]
     digest = await registry.put_manifest("repo", digest_of(data), data)
@@ -188,11 +172,7 @@ async def test_put_by_digest_checks_the_digest(registry: Registry) -> None:
 
 async def test_put_by_digest_with_tag_parameters_tags_it(registry: Registry) -> None:
     _, data, _ = await registry.push_image("repo", None)
-    r = await registry.put(
-        f"/v2/repo/manifests/{digest_of(data)}?tag=a&tag=b",
-        data=data,
-        headers={"Content-Type": OCI_MANIFEST},
-    )
+    r = await registry.try_manifest("repo", f"{digest_of(data)}?tag=a&tag=b", data, OCI_MANIFEST)
     assert r.status == 201
     r = await registry.get("/v2/repo/tags/list")
     assert (await r.json())["tags"] == ["a", "b"]
@@ -200,9 +180,7 @@ async def test_put_by_digest_with_tag_parameters_tags_it(registry: Registry) -> 
 
 async def test_invalid_tag_returns_400(registry: Registry) -> None:
     _, data, _ = await registry.push_image("repo", None)
-    r = await registry.put(
-        "/v2/repo/manifests/-bad", data=data, headers={"Content-Type": OCI_MANIFEST}
-    )
+    r = await registry.try_manifest("repo", "-bad", data, OCI_MANIFEST)
     assert r.status == 400
     assert await error_codes(r) == ["MANIFEST_INVALID"]
 

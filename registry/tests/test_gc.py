@@ -194,9 +194,7 @@ async def _race(aiohttp_client: Any, tmp_path: Path, pause_at: str) -> tuple[Any
     gc = asyncio.create_task(collect_garbage(storage, grace_seconds=HOUR))
     await storage.paused.wait()
     data = manifest_for(config, [layer])
-    r = await registry.put(
-        "/v2/repo/manifests/v1", data=data, headers={"Content-Type": OCI_MANIFEST}
-    )
+    r = await registry.try_manifest("repo", "v1", data, OCI_MANIFEST)
     storage.resume.set()
     report = await gc
     return registry, r, report, {digest_of(config), digest_of(layer)}
@@ -254,11 +252,7 @@ async def test_pushes_racing_a_collector_thread_never_lose_a_blob(
             await registry.push_blob("repo", layer)
             await asyncio.sleep(0.03 * (i % 4))  # some blobs age past the slack
             tag = f"t{n}-{i}"
-            r = await registry.put(
-                f"/v2/repo/manifests/{tag}",
-                data=manifest_for(config, [layer]),
-                headers={"Content-Type": OCI_MANIFEST},
-            )
+            r = await registry.try_manifest("repo", tag, manifest_for(config, [layer]))
             if r.status == 201:
                 accepted.append((tag, [digest_of(config), digest_of(layer)]))
             else:
