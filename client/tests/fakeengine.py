@@ -282,9 +282,11 @@ def run(
     env: dict[str, str] | None = None,
     timeout: float = 60,
 ) -> Result:
-    """``pydocker -H <fake> args...`` in a subprocess; stdin and/or stdout on a pty."""
+    """``pydocker -H <fake> args...`` in a subprocess; stdin and/or stdout on a pty. The
+    docker config directory is the fake's own (never the user's), unless ``env`` says."""
     command = [sys.executable, "-m", "pydocker", "-H", fake.host, *args]
-    environment = {**os.environ, **(env or {})}
+    config = str(fake.socket.parent / "docker-config")
+    environment = {**os.environ, "DOCKER_CONFIG": config, **(env or {})}
     if not (tty_stdin or tty_stdout):
         done = subprocess.run(
             command,

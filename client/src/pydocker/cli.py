@@ -23,7 +23,7 @@ import click
 
 from pydocker import __version__
 from pydocker.api import parse_host, resolve_host
-from pydocker.commands import container, image, network, plugin, system, volume
+from pydocker.commands import container, image, network, plugin, registry, system, volume
 from pydocker.errors import PydockerError
 from pydocker.options import State
 
@@ -146,8 +146,11 @@ for _command in (
     *system.COMMANDS,
     *plugin.COMMANDS,
     *image.COMMANDS,
+    *registry.COMMANDS,
     *container.COMMANDS,
     *volume.COMMANDS,
     *network.COMMANDS,
 ):
     main.add_command(_command)
+image.image.add_command(registry.pull)
+image.image.add_command(registry.push)

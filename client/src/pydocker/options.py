@@ -335,8 +335,9 @@ class DockerCommand(GoCommand):
     """A :class:`GoCommand` that counts its arguments as docker's (cobra's ``Args``
     validators) do: too few or too many is ``pydocker: 'pydocker network create' requires 1
     argument``, the usage and where the help is, and status 1, not click's usage error
-    (125). The rule follows from the arguments: none accepts no arguments, a ``nargs=-1``
-    one requires at least the required ones, otherwise exactly their number."""
+    (125). The rule follows from the arguments: none accepts no arguments, only optional
+    ones at most their number, a ``nargs=-1`` one requires at least the required ones,
+    otherwise exactly their number."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:
@@ -356,6 +357,9 @@ class DockerCommand(GoCommand):
         verb = "Run"
         if not arguments:
             rule = "accepts no arguments"
+        elif not required:  # only optional ones: cobra's RequiresMaxArgs
+            most = sum(max(p.nargs, 1) for p in arguments)
+            rule, verb = f"requires at most {most} argument{'s' * (most != 1)}", "See"
         elif any(p.nargs == -1 for p in arguments):
             rule, verb = f"requires at least {required} {plural}", "See"
         else:

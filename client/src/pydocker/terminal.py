@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from pydocker.errors import PydockerError
 
-__all__ = ["FORWARDED_SIGNALS", "Signals", "is_terminal", "raw_mode", "terminal_size"]
+__all__ = ["FORWARDED_SIGNALS", "Signals", "is_terminal", "no_echo", "raw_mode", "terminal_size"]
 
 _NOT_FORWARDED = {
     signal.SIGKILL,
@@ -68,6 +68,24 @@ def raw_mode(stream: IO[Any]) -> Iterator[None]:
     fd = stream.fileno()
     saved = termios.tcgetattr(fd)
     tty.setraw(fd, termios.TCSANOW)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, saved)
+
+
+@contextmanager
+def no_echo(stream: IO[Any]) -> Iterator[None]:
+    """What is typed on the terminal ``stream`` is not shown (a password prompt), until
+    the block is left; nothing changes when ``stream`` is not a terminal."""
+    if not is_terminal(stream):
+        yield
+        return
+    fd = stream.fileno()
+    saved = termios.tcgetattr(fd)
+    quiet = list(saved)
+    quiet[3] &= ~termios.ECHO
+    termios.tcsetattr(fd, termios.TCSANOW, quiet)
     try:
         yield
     finally:

@@ -38,7 +38,6 @@ from pydocker.commands.common import (
     prune_report,
 )
 from pydocker.commands.image import (
-    display_json_messages,
     familiar_name,
     is_image_id,
     normalize_reference,
@@ -52,9 +51,11 @@ from pydocker.commands.runopts import (
     parse_env_file,
 )
 from pydocker.commands.streams import Attach, ExitWaiter, Session
+from pydocker.config import registry_auth
 from pydocker.errors import DaemonError, InvalidArgument, PydockerError, ReportedError
 from pydocker.formatting import columns
 from pydocker.hijack import copy_output
+from pydocker.jsonmessage import display_json_messages
 from pydocker.options import (
     GoCommand,
     GoInt,
@@ -66,8 +67,6 @@ from pydocker.terminal import is_terminal, terminal_size
 
 __all__ = ["COMMANDS", "create_container", "start_error_status"]
 
-_EMPTY_AUTH = "e30="
-"""``{}`` in base64url: no credentials (what docker sends when it has none)."""
 _NOT_A_TTY = "the input device is not a TTY"
 _DETACHED = "read escape sequence"
 _INTERSPERSED = {"allow_interspersed_args": False}
@@ -112,19 +111,18 @@ def _image_reference(image: str) -> tuple[str, str] | None:
 
 
 def _pull(client: APIClient, reference: tuple[str, str], cfg: ContainerConfig) -> None:
-    """``POST /images/create``, its progress on stderr as ``pull`` shows it."""
+    """``POST /images/create`` with the registry's stored credentials, its progress on
+    stderr as ``pull`` shows it."""
     params = {"fromImage": reference[0], "tag": reference[1]}
     if cfg.platform:
         params["platform"] = cfg.platform
     messages = client.stream_json(
-        "/images/create", params, method="POST", headers={"X-Registry-Auth": _EMPTY_AUTH}
+        "/images/create",
+        params,
+        method="POST",
+        headers={"X-Registry-Auth": registry_auth(reference[0])},
     )
-
-    def out(text: str) -> None:
-        if not cfg.quiet:
-            click.echo(text, nl=False, err=True)
-
-    display_json_messages(messages, out)
+    display_json_messages(messages, None if cfg.quiet else sys.stderr)
 
 
 class _CIDFile:

@@ -11,7 +11,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -43,6 +43,7 @@ from pydocker.formatting import (
     short_id,
     time_ago,
 )
+from pydocker.jsonmessage import display_json_messages
 from pydocker.options import (
     GoCommand,
     filter_option,
@@ -54,7 +55,6 @@ from pydocker.options import (
 __all__ = [
     "COMMANDS",
     "ReferenceError",
-    "display_json_messages",
     "familiar_name",
     "image_rows",
     "is_image_id",
@@ -178,47 +178,6 @@ def _rfc3339(seconds: float) -> str:
     moment = datetime.fromtimestamp(int(seconds)).astimezone()
     text = moment.isoformat()
     return text[:-6] + "Z" if moment.utcoffset() is not None and text.endswith("+00:00") else text
-
-
-def display_json_messages(messages: Iterable[Any], out: Callable[[str], None]) -> None:
-    """Print a JSON message stream (load, import) as docker's ``jsonmessage`` does for a
-    non-terminal: ``stream`` text as is, ``status`` lines (with ``id: `` first), progress
-    updates and ``aux`` messages skipped.
-
-    :raises PydockerError: an ``errorDetail`` (or ``error``) message, with its text.
-    """
-    for message in messages:
-        if not isinstance(message, dict):
-            continue
-        detail = message.get("errorDetail")
-        if isinstance(detail, dict) or message.get("error"):
-            if isinstance(detail, dict) and detail.get("code") == 401:
-                raise PydockerError("authentication is required")
-            text = (detail or {}).get("message") if isinstance(detail, dict) else None
-            raise PydockerError(str(text or message.get("error") or ""))
-        if message.get("aux") is not None:
-            continue
-        progress = message.get("progressDetail") or {}
-        if isinstance(progress, dict) and (
-            number(progress.get("current")) > 0 or number(progress.get("total")) > 0
-        ):
-            continue
-        line = ""
-        if message.get("id"):
-            line += f"{message['id']}: "
-        if message.get("from"):
-            line += f"(from {message['from']}) "
-        if message.get("progress"):
-            line += f"{message.get('status', '')} {message['progress']}\n"
-        elif message.get("stream"):
-            line += str(message["stream"])
-        else:
-            line += f"{message.get('status', '')}\n"
-        out(line)
-
-
-def _echo_raw(text: str) -> None:
-    click.echo(text, nl=False)
 
 
 # -- images -----------------------------------------------------------------------------
@@ -652,7 +611,7 @@ def load(client: APIClient, input_path: str | None, quiet: bool) -> None:
     messages = client.upload_json_stream(
         "/images/load", body, list(params.items()), content_type="application/x-tar"
     )
-    display_json_messages(messages, _echo_raw)
+    display_json_messages(messages, sys.stdout)
 
 
 @click.command("import")
@@ -691,7 +650,7 @@ def import_(
     if reference:
         params.append(("repo", reference))
     messages = client.upload_json_stream("/images/create", body, params)
-    display_json_messages(messages, _echo_raw)
+    display_json_messages(messages, sys.stdout)
 
 
 # -- prune ------------------------------------------------------------------------------
