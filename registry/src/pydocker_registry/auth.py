@@ -99,6 +99,7 @@ class Htpasswd:
         self._stamp: tuple[int, int, int] | None = None
         self._entries: dict[str, bytes] = {}
         self._verified: set[bytes] = set()
+        self._decoy_hash: bytes | None = None
         self._refresh(initial=True)
 
     def _refresh(self, *, initial: bool = False) -> None:
@@ -117,6 +118,15 @@ class Htpasswd:
         if not initial:
             logger.info("htpasswd file {} reloaded: {} users", self.path, len(entries))
         self._stamp, self._entries, self._verified = stamp, entries, set()
+        self._decoy_hash = None
+
+    def _decoy(self) -> bytes:
+        """A hash of the cost most entries have, for unknown users."""
+        if self._decoy_hash is None:
+            costs = [int(hashed[4:6]) for hashed in self._entries.values() if hashed[4:6].isdigit()]
+            cost = max(set(costs), key=costs.count) if costs else 12
+            self._decoy_hash = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(cost))
+        return self._decoy_hash
 
     def users(self) -> list[str]:
         self._refresh()
@@ -129,6 +139,8 @@ class Htpasswd:
         self._refresh()
         hashed = self._entries.get(user)
         if hashed is None:
+            # As slow as a wrong password, so that timing does not tell who exists.
+            await asyncio.to_thread(lambda: bcrypt.checkpw(password.encode(), self._decoy()))
             return False
         memo = hashlib.sha256(b"\0".join([user.encode(), password.encode(), hashed])).digest()
         if memo in self._verified:
