@@ -649,3 +649,31 @@ def test_a_config_file_that_is_not_json_is_reported_and_kept(
     assert "refusing to overwrite" in login.stderr
     assert (config_dir / "config.json").read_text() == "{not json"
     assert ConfigFile.load(config_dir / "config.json").data == {}
+
+
+def test_login_offers_the_stored_user_name(daemon: FakeDaemon, config_dir: Path) -> None:
+    write_config(config_dir, {"auths": {"127.0.0.1:5000": {"auth": basic("keep", "")}}})
+    daemon.reply("POST", "/auth", SUCCEEDED)
+    command = [sys.executable, "-m", "pydocker", "-H", daemon.host, "login", "127.0.0.1:5000"]
+    term = Terminal(command, env={"DOCKER_CONFIG": str(config_dir)})
+    term.expect("Username (keep): ")
+    term.send("\n")  # the stored one
+    term.expect("Password: ")
+    term.send("\n")
+    assert term.wait() == 1
+    assert term.output.decode().endswith("error: password is required\r\n")
+    assert daemon.calls() == []
+
+
+def test_a_helper_that_answers_nonsense(
+    daemon: FakeDaemon, config_dir: Path, tmp_path: Path
+) -> None:
+    helper = tmp_path / "docker-credential-odd"
+    helper.write_text("#!/bin/sh\necho not-json\n")
+    helper.chmod(0o755)
+    write_config(config_dir, {"credsStore": "odd"})
+    daemon.reply("POST", "/images/create", lines(*PULL_STREAM))
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    pull = run(daemon, "pull", "-q", "127.0.0.1:5000/x", env=env)
+    assert (pull.status, pull.stderr) == (0, "")
+    assert daemon.requests[-1].headers["X-Registry-Auth"] == "e30="

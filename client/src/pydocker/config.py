@@ -210,7 +210,12 @@ class ConfigFile:
             found = _run_helper(helper, "get", key)
             if not found:
                 return AuthConfig()
-            reply = json.loads(found)
+            try:
+                reply = json.loads(found)
+            except ValueError:
+                raise PydockerError(f"error getting credentials - out: `{found.strip()}`") from None
+            if not isinstance(reply, dict):
+                return AuthConfig()
             user, secret = str(reply.get("Username") or ""), str(reply.get("Secret") or "")
             if user == _IDENTITY_USER:
                 return AuthConfig(server_address=key, identity_token=secret)
