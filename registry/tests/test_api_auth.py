@@ -60,6 +60,8 @@ D = digest_of(b"blob")
             {"repository:a/b:pull,push", "repository:c:pull"},
         ),
         ("PATCH", "/v2/a/b/blobs/uploads/x", {"repository:a/b:pull,push"}),
+        ("GET", "/v2/a/b/blobs/uploads/x", {"repository:a/b:pull,push"}),
+        ("DELETE", "/v2/a/b/blobs/uploads/x", {"repository:a/b:pull,push"}),
     ],
 )
 async def test_each_request_asks_for_its_access(

@@ -59,9 +59,21 @@ async def test_tags_list_with_invalid_n_returns_400(registry: Registry) -> None:
 
 
 async def test_tags_list_of_unknown_repository_returns_404(registry: Registry) -> None:
-    r = await registry.get("/v2/nothing/here/tags/list")
-    assert r.status == 404
-    assert await error_codes(r) == ["NAME_UNKNOWN"]
+    await _tagged(registry, ["t1"])
+    for name in ("nothing/here", "a"):  # "a" only holds the repository a/repo
+        r = await registry.get(f"/v2/{name}/tags/list")
+        assert r.status == 404
+        assert await error_codes(r) == ["NAME_UNKNOWN"]
+
+
+async def test_tags_list_without_n_returns_every_tag(registry: Registry) -> None:
+    tags = [f"t{i:03}" for i in range(120)]
+    _, data, _ = await registry.push_image("a/repo", None)
+    for tag in tags:
+        await registry.put_manifest("a/repo", tag, data)
+    r = await registry.get("/v2/a/repo/tags/list")
+    assert (await r.json())["tags"] == tags
+    assert "Link" not in r.headers
 
 
 async def test_catalog_lists_repositories_with_pagination(registry: Registry) -> None:

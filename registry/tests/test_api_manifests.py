@@ -161,6 +161,20 @@ async def test_manifest_over_4_mib_returns_413(registry: Registry) -> None:
     assert await error_codes(r) == ["SIZE_INVALID"]
 
 
+async def test_manifest_with_chunked_transfer_encoding_is_read_whole(registry: Registry) -> None:
+    _, data, _ = await registry.push_image("repo", None)
+
+    async def body() -> Any:
+        for i in range(0, len(data), 7):
+            yield data[i : i + 7]
+
+    r = await registry.put(
+        "/v2/repo/manifests/chunked", data=body(), headers={"Content-Type": OCI_MANIFEST}
+    )
+    assert r.status == 201
+    assert r.headers["Docker-Content-Digest"] == digest_of(data)
+
+
 async def test_put_by_digest_checks_the_digest(registry: Registry) -> None:
     _, data, _ = await registry.push_image("repo", "t")
     r = await registry.try_manifest("repo", digest_of(b"other"), data, OCI_MANIFEST)

@@ -50,7 +50,6 @@ _ACCESS = web.RequestKey("access", list[Access])
 API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
 _UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
-_DEFAULT_PAGE = 1000
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -150,17 +149,15 @@ def _check_delete_enabled(request: web.Request) -> None:
 
 
 def _page(request: web.Request, items: list[str], key: str) -> web.Response:
-    """A ``n``/``last`` page of sorted ``items``, with a ``Link`` to the next page."""
+    """Sorted ``items`` after ``last``, at most ``n`` of them (all without ``n``), with a
+    ``Link`` to the next page when some are left."""
     last = request.query.get("last")
     if last:
         items = [i for i in items if i > last]
     raw_n = request.query.get("n")
-    n = _DEFAULT_PAGE if raw_n is None else None
-    if raw_n is not None:
-        if not raw_n.isdigit():
-            raise RegistryError.of(Code.PAGINATION_NUMBER_INVALID, detail={"n": raw_n})
-        n = int(raw_n)
-    assert n is not None
+    if raw_n is not None and not raw_n.isdigit():
+        raise RegistryError.of(Code.PAGINATION_NUMBER_INVALID, detail={"n": raw_n})
+    n = len(items) if raw_n is None else int(raw_n)
     page = items[:n]
     body: dict[str, Any] = {key: page}
     if key == "tags":
@@ -282,19 +279,15 @@ async def _get_manifest(request: web.Request) -> web.Response:
 
 
 async def _read_manifest(request: web.Request) -> bytes:
+    """The body, or 413 as soon as it is bigger than a manifest may be."""
     if (request.content_length or 0) > MAX_MANIFEST_SIZE:
         raise _manifest_too_big()
-    data = await request.content.read(MAX_MANIFEST_SIZE + 1)
-    if len(data) > MAX_MANIFEST_SIZE:
-        raise _manifest_too_big()
-    while len(data) < (request.content_length or 0):  # read() may return early
-        more = await request.content.read(MAX_MANIFEST_SIZE + 1 - len(data))
-        if not more:
-            break
-        data += more
+    data = bytearray()
+    async for chunk in request.content.iter_any():
+        data += chunk
         if len(data) > MAX_MANIFEST_SIZE:
             raise _manifest_too_big()
-    return data
+    return bytes(data)
 
 
 def _manifest_too_big() -> RegistryError:
@@ -392,7 +385,7 @@ async def _get_blob(request: web.Request) -> web.StreamResponse:
         "Accept-Ranges": "bytes",
         "Cache-Control": "max-age=31536000",
     }
-    byte_range = _byte_range(request, info.size)
+    byte_range = _byte_range(request, info.size)  # FileResponse applies it again, alike
     key = store.blob_key(digest)
     path = store.storage.local_path(key)
     if path is not None:
@@ -445,7 +438,7 @@ async def _start_upload(request: web.Request) -> web.Response:
 
 
 async def _upload_status(request: web.Request) -> web.Response:
-    name = await _repository(request, "pull")
+    name = await _repository(request, "pull", "push")
     upload_id = _upload_id(request)
     size = await request.app[UPLOADS].size(name, upload_id)
     return web.Response(status=204, headers=_upload_headers(name, upload_id, size))

@@ -191,7 +191,8 @@ class RegistryStore:
 
     async def tags(self, name: str) -> list[str] | None:
         """The repository's tags, sorted, or None when the repository does not exist."""
-        if not await self.storage.children(f"repositories/{name}"):
+        children = await self.storage.children(f"repositories/{name}")
+        if not any(c.startswith("_") for c in children):  # only nested repositories
             return None
         return await self.storage.children(f"repositories/{name}/_manifests/tags")
 
