@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydocker_registry.app import make_app
+from pydocker_registry.app import UPLOADS, make_app
 from pydocker_registry.storage import FilesystemStorage
 
 from .conftest import Registry, digest_of, error_codes
@@ -349,3 +349,19 @@ async def test_invalid_name_returns_400_name_invalid(registry: Registry, name: s
     r = await registry.post(f"/v2/{name}/blobs/uploads/")
     assert r.status == 400
     assert await error_codes(r) == ["NAME_INVALID"]
+
+
+async def test_concurrent_chunks_of_one_session_are_serialised(registry: Registry) -> None:
+    """Two PATCHes with the same Content-Range at once: one lands, the other is a 416, and
+    the session keeps no lock once they are done."""
+    location = await _start(registry)
+    chunk = os.urandom(1 << 20)
+    results = await asyncio.gather(
+        *(
+            registry.patch(location, data=chunk, headers={"Content-Range": f"0-{len(chunk) - 1}"})
+            for _ in range(2)
+        )
+    )
+    assert sorted(r.status for r in results) == [202, 416]
+    assert (await registry.get(location)).headers["Range"] == f"0-{len(chunk) - 1}"
+    assert registry.client.app[UPLOADS]._locks == {}

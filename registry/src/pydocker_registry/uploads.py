@@ -12,11 +12,12 @@ lock per session, per process).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterable, Awaitable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 
 from pydocker_registry.errors import Code, RegistryError
@@ -48,7 +49,7 @@ class Uploads:
         self.storage = store.storage
         self.max_blob_size = max_blob_size
         self._progress: dict[str, _Progress] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # lock, tasks holding or waiting
 
     @staticmethod
     def _data_key(upload_id: str) -> str:
@@ -124,8 +125,20 @@ class Uploads:
 
     # --- internals ----------------------------------------------------------------------
 
-    def _lock(self, upload_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(upload_id, asyncio.Lock())
+    @contextlib.asynccontextmanager
+    async def _lock(self, upload_id: str) -> AsyncIterator[None]:
+        """Serve one request of the session at a time; the lock goes when nobody needs it."""
+        lock, users = self._locks.get(upload_id, (asyncio.Lock(), 0))
+        self._locks[upload_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[upload_id]
+            if users == 1:
+                del self._locks[upload_id]
+            else:
+                self._locks[upload_id] = (lock, users - 1)
 
     async def _check(self, name: str, upload_id: str) -> None:
         try:
@@ -137,7 +150,6 @@ class Uploads:
 
     async def _forget(self, upload_id: str) -> None:
         self._progress.pop(upload_id, None)
-        self._locks.pop(upload_id, None)
         await self.storage.delete(f"uploads/{upload_id}")
 
     async def _write(self, upload_id: str, writer: Writer, body: AsyncIterable[bytes]) -> None:
