@@ -263,7 +263,7 @@ def test_default_toml_lines() -> None:
         assert expected in lines, expected
     # every setting is there, with its description on the line above
     for name, field in DaemonSettings.model_fields.items():
-        if name in ("tls", "network", "plugins"):
+        if name in ("tls", "network", "registries", "plugins"):
             assert f"# [{name}" in text, name  # a table
             continue
         index = next(i for i, line in enumerate(lines) if line.startswith(f"# {name} = "))

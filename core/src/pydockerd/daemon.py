@@ -24,10 +24,19 @@ from pydockerd.containers.service import ContainerService
 from pydockerd.errors import ConfigError
 from pydockerd.events import EventBus
 from pydockerd.images.service import ImageService
+from pydockerd.images.transfer import Transfers
 from pydockerd.manager import ComponentStatus, PluginManager
 from pydockerd.networks.dns import DnsServer
 from pydockerd.networks.service import NetworkService
-from pydockerd.plugin import Driver, Event, LogDriver, NetworkDriver, StorageDriver, VolumeDriver
+from pydockerd.plugin import (
+    Driver,
+    Event,
+    LogDriver,
+    NetworkDriver,
+    RegistryTransport,
+    StorageDriver,
+    VolumeDriver,
+)
 from pydockerd.selection import Selection, select_storage_driver
 from pydockerd.settings import DaemonSettings
 from pydockerd.supervisor.client import SupervisorClient
@@ -69,6 +78,8 @@ class Daemon:
         self.storage: Selection | None = None
         self.storage_driver: StorageDriver | None = None
         self.images: ImageService | None = None
+        self.transfers: Transfers | None = None
+        """Pulls, pushes and logins; None when no registry transport can be used."""
         self.volumes: VolumeService | None = None
         self.networks: NetworkService | None = None
         self.containers: ContainerService | None = None
@@ -133,9 +144,23 @@ class Daemon:
             self._start_containers(driver)
             assert self.containers is not None
             await self.images.collect_garbage()
+            self.transfers = self._transfers(self.images)
             assert self.networks is not None
             await self.networks.initialize()
             await self.containers.recover()
+
+    def _transfers(self, images: ImageService) -> Transfers | None:
+        """Pulls and pushes through the configured registry transport, when it is usable."""
+        wanted = self.settings.registries.transport
+        for row in self._usable("registry"):
+            if row.name == wanted:
+                transport = self._instance(row)
+                assert isinstance(transport, RegistryTransport)
+                return Transfers(images, transport, self.settings.registries)
+        logger.warning(
+            "registry transport {!r} is not available: pulls and pushes will fail", wanted
+        )
+        return None
 
     def _usable(self, kind: str) -> list[ComponentStatus]:
         return [
@@ -294,6 +319,8 @@ class Daemon:
             await self.networks.close()
         if self.volumes is not None:
             self.volumes.close()
+        if self.transfers is not None:
+            await self.transfers.transport.close()
         if self.images is not None:
             self.images.close()
         if self.storage_driver is not None:

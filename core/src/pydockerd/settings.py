@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_CONFIG_FILE",
     "DaemonSettings",
     "NetworkSettings",
+    "RegistrySettings",
     "TLSSettings",
     "load_settings",
 ]
@@ -114,6 +115,49 @@ class NetworkSettings(BaseModel):
         return _split_commas(value)
 
 
+class RegistrySettings(BaseModel):
+    """Pulls and pushes: which transport, which registries may be plain HTTP, mirrors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    transport: str = Field(
+        "distribution", description="registry transport by name (the plugin that pulls and pushes)"
+    )
+    insecure: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="registries reached without TLS verification, then plain HTTP: "
+        "host[:port] or a CIDR; 127.0.0.0/8 and localhost always are",
+    )
+    mirrors: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='pull-through mirrors tried before a registry: "docker.io" = ["https://m"]',
+    )
+
+    @field_validator("insecure", mode="before")
+    @classmethod
+    def _insecure_from_commas(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+    @field_validator("insecure")
+    @classmethod
+    def _host_or_cidr(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if "/" in item:
+                ipaddress.ip_network(item, strict=False)
+            elif not item or "://" in item or " " in item:
+                raise ValueError(f"{item!r}: give host[:port] or a CIDR, without a scheme")
+        return value
+
+    @field_validator("mirrors")
+    @classmethod
+    def _mirror_urls(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for registry, urls in value.items():
+            for url in urls:
+                if not url.startswith(("https://", "http://")):
+                    raise ValueError(f"mirror {url!r} of {registry}: give an http(s):// URL")
+        return {registry: [url.rstrip("/") for url in urls] for registry, urls in value.items()}
+
+
 class DaemonSettings(BaseSettings):
     """Every setting of the daemon. Field descriptions become daemon.toml's comments."""
 
@@ -161,6 +205,9 @@ class DaemonSettings(BaseSettings):
     tls: TLSSettings = Field(default_factory=TLSSettings, description="TLS for tcp:// hosts")
     network: NetworkSettings = Field(
         default_factory=NetworkSettings, description="networks and container DNS"
+    )
+    registries: RegistrySettings = Field(
+        default_factory=RegistrySettings, description="pulling and pushing images"
     )
     log_level: LogLevel = Field("info", description="debug, info, warning or error")
     log_format: Literal["text", "json"] = Field(
@@ -345,4 +392,7 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        items = (f"{_toml_value(str(key))} = {_toml_value(item)}" for key, item in value.items())
+        return "{" + ", ".join(items) + "}"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

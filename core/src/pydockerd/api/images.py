@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import json
 import tempfile
 from collections.abc import Callable
 from datetime import datetime
@@ -17,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from pydockerd.api.distribution import pull_image
 from pydockerd.api.keys import DAEMON
 from pydockerd.api.params import (
     Filters,
@@ -25,8 +25,8 @@ from pydockerd.api.params import (
     parse_filters,
     parse_timestamp_ns,
 )
-from pydockerd.api.responses import json_response
-from pydockerd.errors import InvalidParameter, NotImplementedByDaemon, Unavailable
+from pydockerd.api.responses import json_response, json_stream, send_json_line
+from pydockerd.errors import InvalidParameter, Unavailable
 from pydockerd.images.reference import Reference, parse_repository_tag
 from pydockerd.images.service import ImageService
 from pydockerd.images.store import ImageRecord
@@ -279,16 +279,6 @@ async def _spool(request: web.Request, directory: Path) -> Path:
     return path
 
 
-async def _json_stream(request: web.Request) -> web.StreamResponse:
-    response = web.StreamResponse(headers={"Content-Type": "application/json"})
-    await response.prepare(request)
-    return response
-
-
-async def _send(response: web.StreamResponse, message: dict[str, Any]) -> None:
-    await response.write(json.dumps(message).encode() + b"\n")
-
-
 async def load_images(request: web.Request) -> web.StreamResponse:
     images = _service(request)
     quiet = parse_bool(request.query.get("quiet"))
@@ -297,23 +287,23 @@ async def load_images(request: web.Request) -> web.StreamResponse:
         lines = await images.load(upload)
     finally:
         upload.unlink(missing_ok=True)
-    response = await _json_stream(request)
+    response = await json_stream(request)
     for line in lines:
         if not quiet or line.startswith("Loaded image"):
-            await _send(response, {"stream": line + "\n"})
+            await send_json_line(response, {"stream": line + "\n"})
     await response.write_eof()
     return response
 
 
 async def create_image(request: web.Request) -> web.StreamResponse:
-    """``POST /images/create``: ``fromSrc=-`` imports the body as a root filesystem; pulling
-    (``fromImage``) needs the registry transport of issue 6."""
+    """``POST /images/create``: ``fromImage`` pulls (see :mod:`.distribution`); ``fromSrc=-``
+    imports the body as a root filesystem."""
+    if "fromImage" in request.query:
+        return await pull_image(request)
     images = _service(request)
     source = request.query.get("fromSrc")
     if source is None:
-        raise NotImplementedByDaemon(
-            "pulling images is not implemented yet; load one with `docker load`"
-        )
+        raise InvalidParameter("give fromImage (to pull) or fromSrc (to import)")
     if source != "-":
         raise InvalidParameter("importing from a URL is not supported; send the tar as the body")
     repo = request.query.get("repo", "")
@@ -329,8 +319,8 @@ async def create_image(request: web.Request) -> web.StreamResponse:
             )
     finally:
         upload.unlink(missing_ok=True)
-    response = await _json_stream(request)
-    await _send(response, {"status": image_id})
+    response = await json_stream(request)
+    await send_json_line(response, {"status": image_id})
     await response.write_eof()
     return response
 

@@ -7,12 +7,23 @@ CLI print the raw JSON), so every JSON response goes through :func:`json_respons
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-__all__ = ["error_response", "json_response"]
+from pydockerd.errors import PydockerdError
+
+__all__ = [
+    "error_response",
+    "json_response",
+    "json_stream",
+    "progress_stream",
+    "send_json_line",
+]
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -25,3 +36,65 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 def error_response(status: int, message: str) -> web.Response:
     """Docker's error shape: ``{"message": "..."}`` with the status set to match."""
     return json_response({"message": message}, status=status)
+
+
+async def json_stream(request: web.Request) -> web.StreamResponse:
+    """A prepared chunked response for a stream of JSON messages, one a line."""
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    return response
+
+
+async def send_json_line(response: web.StreamResponse, message: dict[str, Any]) -> None:
+    await response.write(json.dumps(message).encode() + b"\n")
+
+
+def _error_message(error: BaseException) -> dict[str, Any]:
+    if isinstance(error, PydockerdError):
+        text = error.message
+    else:
+        text = f"{type(error).__name__}: {error}"
+    return {"errorDetail": {"message": text}, "error": text}
+
+
+async def progress_stream(
+    request: web.Request,
+    operation: Callable[[Callable[[dict[str, Any]], None]], Awaitable[object]],
+) -> web.StreamResponse:
+    """Run ``operation(report)`` and stream what it reports, as pull, push and build do.
+
+    Until the first message the response is not started, so an error before it is a plain
+    HTTP error (``docker pull`` of an unknown image prints a 404's message); after it, an
+    error ends the stream with ``errorDetail`` (clients look for that key, not ``error``).
+    A client that goes away cancels the operation.
+    """
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    async def run() -> None:
+        try:
+            await operation(queue.put_nowait)
+        finally:
+            queue.put_nowait(None)
+
+    task = asyncio.ensure_future(run())
+    response: web.StreamResponse | None = None
+    try:
+        message = await queue.get()
+        if message is None:  # over without a word: an error is a plain HTTP error
+            await task  # (and success an empty stream)
+        response = await json_stream(request)
+        while message is not None:
+            await send_json_line(response, message)
+            message = await queue.get()
+        await task
+    except Exception as e:
+        if response is None or isinstance(e, ConnectionError):
+            raise
+        await send_json_line(response, _error_message(e))
+    finally:
+        if not task.done():  # the client went away, or writing failed
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+    await response.write_eof()
+    return response

@@ -21,6 +21,7 @@ from pydockerd.api.params import parse_filters, parse_timestamp_ns
 from pydockerd.api.responses import json_response
 from pydockerd.daemon import Daemon
 from pydockerd.events import EVENT_FILTERS, event_matches
+from pydockerd.images.transfer import registry_info
 from pydockerd.plugin import Event
 
 __all__ = ["ROUTES"]
@@ -158,7 +159,7 @@ def info_body(daemon: Daemon) -> dict[str, Any]:
         "NCPU": os.cpu_count() or 1,
         "MemTotal": sysinfo.mem_total(),
         "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": [], "Mirrors": []},
+        "RegistryConfig": registry_info(settings.registries),
         "GenericResources": None,
         "DockerRootDir": str(settings.data_root),
         "HttpProxy": os.environ.get("HTTP_PROXY", ""),

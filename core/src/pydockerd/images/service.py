@@ -29,6 +29,7 @@ from loguru import logger
 from pydockerd import sysinfo
 from pydockerd.archive import decompressed
 from pydockerd.containers.model import now_rfc3339
+from pydockerd.distribution import MEDIA_TYPES
 from pydockerd.errors import Conflict, InvalidParameter, NotFound, SystemError
 from pydockerd.images.changes import apply_changes
 from pydockerd.images.content import ContentStore, HashingReader, sha256_digest
@@ -42,13 +43,15 @@ from pydockerd.plugin import StorageDriver
 
 __all__ = ["ImageService", "LoadedImage", "short_id"]
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = MEDIA_TYPES.OCI_MANIFEST
+OCI_CONFIG = MEDIA_TYPES.OCI_CONFIG
+OCI_LAYER = MEDIA_TYPES.OCI_LAYER
+OCI_INDEX = MEDIA_TYPES.OCI_INDEX
 
 Emit = Callable[..., object]
 """``emit(type, action, actor_id, **attributes)``: the daemon's event publisher."""
+LayerProgress = Callable[[str, str], None]
+"""``on_layer(blob digest, status)``: hears each layer being unpacked."""
 
 
 def short_id(image_id: str) -> str:
@@ -84,7 +87,8 @@ class ImageService:
         self.driver = driver
         self.emit = emit
         self.tmp = root / "tmp"
-        self._lock = asyncio.Lock()
+        self.lock = asyncio.Lock()
+        """Held by every change of images and tags that spans several steps."""
         self.container_users: Callable[[str], list[tuple[str, bool]]] = lambda image_id: []
         """``image ID -> [(container ID, running), ...]``; set by the container service."""
         self.layers_in_use_by_containers: Callable[[], set[str]] = set
@@ -103,6 +107,8 @@ class ImageService:
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir(mode=0o700)
         self.content.clean_ingest()
+        for dropped in self.content.clean_partials():
+            logger.info("dropped the stale partial download of {}", dropped)
         used = self.store.layers_in_use() | self.chains_in_use_by_containers()
         layers = self.store.layers()
         parents = {layer.parent for layer in layers}
@@ -187,7 +193,9 @@ class ImageService:
 
     # -- adding images --------------------------------------------------------------------
 
-    async def _ensure_layers(self, diff_ids: list[str], blobs: list[str]) -> LayerRecord | None:
+    async def _ensure_layers(
+        self, diff_ids: list[str], blobs: list[str], on_layer: LayerProgress | None = None
+    ) -> LayerRecord | None:
         """Every layer of a stack in the driver (unpacked once per chain ID); the top one."""
         top: LayerRecord | None = None
         for chain_id, diff_id, blob in zip(chain_ids(diff_ids), diff_ids, blobs, strict=True):
@@ -195,6 +203,8 @@ class ImageService:
             if existing is not None:
                 top = existing
                 continue
+            if on_layer is not None:
+                on_layer(blob, "Extracting")
             cache_id = secrets.token_hex(32)
             await self.driver.create(cache_id, top.cache_id if top else None)
             try:
@@ -212,6 +222,8 @@ class ImageService:
                 await self.driver.remove(cache_id)
                 raise
             top = record
+            if on_layer is not None:
+                on_layer(blob, "Pull complete")
         return top
 
     async def _apply_blob(self, cache_id: str, blob: str) -> tuple[int, str]:
@@ -230,8 +242,12 @@ class ImageService:
         refs: Sequence[Reference] = (),
         manifest: str | None = None,
         parent: str | None = None,
+        on_layer: LayerProgress | None = None,
     ) -> tuple[str, list[tuple[Reference, str]]]:
         """Record an image whose config and layer blobs are in the content store.
+
+        ``on_layer(blob, status)`` hears ``Extracting`` and ``Pull complete`` for each layer
+        unpacked (layers already there are not).
 
         :returns: the image ID, and each ref that moved away from another image (ref, old ID).
         """
@@ -244,7 +260,7 @@ class ImageService:
             raise InvalidParameter(
                 f"image {config_digest} has {len(layer_blobs)} layers, its config {len(diff_ids)}"
             )
-        top = await self._ensure_layers(diff_ids, layer_blobs)
+        top = await self._ensure_layers(diff_ids, layer_blobs, on_layer)
         size = sum(layer.size for layer in self.store.layer_chain(top.chain_id if top else None))
         moved: list[tuple[Reference, str]] = []
         existing = self.store.image(config_digest)
@@ -272,7 +288,7 @@ class ImageService:
     async def load(self, archive: Path) -> list[str]:
         """Load every image of a ``docker save`` archive (Docker or OCI layout); the lines
         ``docker load`` prints."""
-        async with self._lock:
+        async with self.lock:
             found = await asyncio.to_thread(self._read_archive, archive)
             lines: list[str] = []
             for image in found:
@@ -381,7 +397,7 @@ class ImageService:
         source: str = "-",
     ) -> str:
         """A one-layer image from a root filesystem tar (``docker import``); its ID."""
-        async with self._lock:
+        async with self.lock:
             with self.content.ingest() as writer:
                 await asyncio.to_thread(writer.copy_from, stream)
                 blob = writer.commit()
@@ -426,18 +442,21 @@ class ImageService:
 
     async def delete(self, name: str, *, force: bool, prune: bool) -> list[dict[str, str]]:
         """``docker rmi``: untag, and delete the image when nothing refers to it any more."""
-        async with self._lock:
+        async with self.lock:
             image = self.resolve(name)
             by_reference = not _is_id_form(name, image.id)
             records: list[dict[str, str]] = []
             refs = self.store.refs_of(image.id)
             if by_reference and (ref := self._matching_ref(name, refs)) is not None:
-                if len(refs) > 1:
-                    self._untag(ref, image.id, records)
+                going = [ref, *self._digests_going_with(ref, refs)]
+                if len(refs) > len(going):
+                    for each in going:
+                        self._untag(each, image.id, records)
                     return records
                 if not force:
                     self._check_containers(image, f'repository reference "{name}"', force=False)
-                self._untag(ref, image.id, records)
+                for each in going:
+                    self._untag(each, image.id, records)
                 if self.store.children(image.id):
                     return records
             else:
@@ -487,6 +506,21 @@ class ImageService:
                 return candidate
         return None
 
+    @staticmethod
+    def _digests_going_with(ref: str, refs: list[str]) -> list[str]:
+        """The digest references that go when tag ``ref`` does: those of its repository,
+        when no other tag of that repository is left (moby's rule, so that ``rmi`` of a
+        pulled image's last tag deletes it)."""
+        if "@" in ref:
+            return []
+        repository = parse_reference(ref).name
+        same_repository = [
+            other for other in refs if other != ref and parse_reference(other).name == repository
+        ]
+        if any("@" not in other for other in same_repository):
+            return []
+        return same_repository
+
     def _untag(self, ref: str, image_id: str, records: list[dict[str, str]]) -> None:
         with self.store.transaction() as db:
             self.store.delete_ref(db, ref)
@@ -525,7 +559,7 @@ class ImageService:
                 if keep(image) or self.container_users(image.id) or self.store.children(image.id):
                     continue
                 before = self._layer_bytes()
-                async with self._lock:
+                async with self.lock:
                     for ref in refs:
                         self._untag(ref, image.id, deleted)
                     await self._remove_image(image, deleted)

@@ -47,6 +47,12 @@ CREATE TABLE IF NOT EXISTS layers (
     size INTEGER NOT NULL,        -- bytes of file content the layer adds
     blob TEXT                     -- digest of the layer tar in the content store (maybe compressed)
 );
+CREATE TABLE IF NOT EXISTS blob_sources (
+    digest TEXT NOT NULL,         -- a blob pulled from or pushed to a repository
+    registry TEXT NOT NULL,       -- docker.io, 127.0.0.1:5000
+    repository TEXT NOT NULL,     -- library/busybox
+    PRIMARY KEY (digest, registry, repository)
+);
 """
 
 
@@ -183,6 +189,29 @@ class ImageStore:
     def touch_tag_time(db: sqlite3.Connection, image_id: str, when: str) -> None:
         db.execute("UPDATE images SET last_tag_time = ? WHERE id = ?", (when, image_id))
 
+    def set_manifest(self, image_id: str, manifest: str) -> None:
+        """Record the manifest made for pushing an image that had none."""
+        with self.transaction() as db:
+            db.execute("UPDATE images SET manifest = ? WHERE id = ?", (manifest, image_id))
+
+    # -- where blobs came from (cross-repository mounts on push) ---------------------------
+
+    def add_blob_sources(self, digests: Iterable[str], registry: str, repository: str) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO blob_sources VALUES (?, ?, ?)",
+                [(digest, registry, repository) for digest in digests],
+            )
+
+    def blob_sources(self, digest: str, registry: str, *, exclude: str = "") -> list[str]:
+        """Repositories of ``registry`` known to hold ``digest``, but ``exclude``."""
+        rows = self._db.execute(
+            "SELECT repository FROM blob_sources WHERE digest = ? AND registry = ? "
+            "AND repository != ? ORDER BY repository",
+            (digest, registry, exclude),
+        )
+        return [row[0] for row in rows]
+
     # -- layers ---------------------------------------------------------------------------
 
     def layer(self, chain_id: str) -> LayerRecord | None:
@@ -222,6 +251,11 @@ class ImageStore:
                     record.blob,
                 ),
             )
+
+    def set_layer_blob(self, chain_id: str, blob: str) -> None:
+        """The layer's content is now stored as ``blob`` (the same tar, compressed)."""
+        with self.transaction() as db:
+            db.execute("UPDATE layers SET blob = ? WHERE chain_id = ?", (blob, chain_id))
 
     def delete_layer(self, chain_id: str) -> None:
         with self.transaction() as db:
