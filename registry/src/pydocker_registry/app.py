@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+from loguru import logger
 
 from pydocker_registry.access import Access, AccessDenied, AllowAll, Authorizer
 from pydocker_registry.errors import Code, ErrorItem, RegistryError
@@ -125,6 +126,13 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error_response(error)
     except web.HTTPNotFound:
         return _error_response(RegistryError.of(Code.UNSUPPORTED, "no such endpoint", status=404))
+    except web.HTTPException:
+        raise
+    except (ConnectionError, TimeoutError):
+        raise  # the client went away (or stalled): nobody to answer
+    except Exception as e:
+        logger.opt(exception=e).error("{} {} failed", request.method, request.path)
+        return _error_response(RegistryError.of(Code.UNKNOWN, "internal error (logged)"))
 
 
 async def _authorize(request: web.Request, access: list[Access]) -> None:

@@ -35,6 +35,7 @@ class Code(Enum):
     # The reference registry's own codes, where the spec names none.
     RANGE_INVALID = ("requested range not satisfiable", 416)
     PAGINATION_NUMBER_INVALID = ("invalid number of results requested", 400)
+    UNKNOWN = ("unknown error", 500)
 
     @property
     def message(self) -> str:
