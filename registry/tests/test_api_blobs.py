@@ -365,3 +365,15 @@ async def test_concurrent_chunks_of_one_session_are_serialised(registry: Registr
     assert sorted(r.status for r in results) == [202, 416]
     assert (await registry.get(location)).headers["Range"] == f"0-{len(chunk) - 1}"
     assert registry.client.app[UPLOADS]._locks == {}
+
+
+async def test_blob_is_invisible_until_its_upload_is_verified(
+    registry: Registry, storage: FilesystemStorage
+) -> None:
+    location = await _start(registry)
+    await registry.patch(location, data=BLOB)
+    assert (await registry.head(f"/v2/repo/blobs/{digest_of(BLOB)}")).status == 404
+    assert not list(storage.root.glob("blobs/**/data"))
+    await registry.put(f"{location}?digest={digest_of(BLOB)}")
+    assert (await registry.head(f"/v2/repo/blobs/{digest_of(BLOB)}")).status == 200
+    assert await storage.children("uploads") == []
