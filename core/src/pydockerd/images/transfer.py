@@ -34,7 +34,7 @@ from pydockerd.distribution import (
     RegistryEndpoint,
     RemoteRepository,
 )
-from pydockerd.errors import InvalidParameter, NotFound, Unavailable
+from pydockerd.errors import Forbidden, InvalidParameter, NotFound, Unauthorized, Unavailable
 from pydockerd.images.blobsink import ContentBlobSink
 from pydockerd.images.reference import DEFAULT_DOMAIN, DEFAULT_TAG, Reference
 from pydockerd.images.service import ImageService, short_id
@@ -265,13 +265,18 @@ class Transfers:
                 report({"status": f"Pulling from {ref.path}", "id": reference})
             report(_message(update))
 
-        result = await self.transport.pull(
-            self.repository(ref, credentials),
-            reference,
-            platform=platform or DEFAULT_PLATFORM,
-            blobs=self.blobs,
-            progress=progress,
-        )
+        try:
+            result = await self.transport.pull(
+                self.repository(ref, credentials),
+                reference,
+                platform=platform or DEFAULT_PLATFORM,
+                blobs=self.blobs,
+                progress=progress,
+            )
+        except (Unauthorized, Forbidden) as e:
+            # moby answers a refused pull as "not found" (its notFoundError), never 401: on
+            # a 401 the docker CLI would stop to ask for a login on stdin
+            raise NotFound(e.message) from None
         if not started:  # nothing was reported: every blob was there already
             started = True
             report({"status": f"Pulling from {ref.path}", "id": reference})
@@ -311,7 +316,10 @@ class Transfers:
         self, ref: Reference, credentials: RegistryCredentials, report: Report, *, platform: str
     ) -> None:
         """``docker pull -a``: every tag of the repository."""
-        tags = await self.transport.list_tags(self.repository(ref, credentials))
+        try:
+            tags = await self.transport.list_tags(self.repository(ref, credentials))
+        except (Unauthorized, Forbidden) as e:
+            raise NotFound(e.message) from None
         if not tags:
             raise NotFound(f"no tags found for {ref.familiar_name}")
         for tag in sorted(tags):
