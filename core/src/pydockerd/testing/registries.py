@@ -495,6 +495,8 @@ class CuttingProxy:
     target: tuple[str, int]
     cut_after: int
     cuts: int
+    rate: int = 0
+    """Bytes a second each connection may carry towards the client; 0: no limit."""
     cut: int = 0
     connections: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -512,8 +514,11 @@ def _pump(source: socket.socket, sink: socket.socket, proxy: CuttingProxy | None
     ``proxy.cut_after`` bytes when a cut is left."""
     sent = 0
     cutting = proxy is not None
+    started = time.monotonic()
     try:
         while data := source.recv(65536):
+            if proxy is not None and proxy.rate:  # ahead of the rate: wait until it is not
+                time.sleep(max(0.0, started + (sent + len(data)) / proxy.rate - time.monotonic()))
             if cutting and proxy is not None and sent + len(data) > proxy.cut_after:
                 if proxy._take_cut():
                     sink.sendall(data[: proxy.cut_after - sent])
@@ -531,17 +536,18 @@ def _pump(source: socket.socket, sink: socket.socket, proxy: CuttingProxy | None
 
 @contextlib.contextmanager
 def cutting_proxy(
-    target_url: str, cut_after: int, cuts: int = 1, *, upload: bool = False
+    target_url: str, cut_after: int, cuts: int = 1, *, upload: bool = False, rate: int = 0
 ) -> Iterator[CuttingProxy]:
     """A :class:`CuttingProxy` in front of ``target_url`` (``http://127.0.0.1:<port>``);
-    ``upload`` cuts what the client sends instead of what it receives."""
+    ``upload`` cuts what the client sends instead of what it receives; ``rate`` limits
+    what each connection carries (bytes a second), to make a transfer last."""
     host, _, port = target_url.removeprefix("http://").rpartition(":")
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
     proxy = CuttingProxy(
-        f"http://127.0.0.1:{listener.getsockname()[1]}", (host, int(port)), cut_after, cuts
+        f"http://127.0.0.1:{listener.getsockname()[1]}", (host, int(port)), cut_after, cuts, rate
     )
     sockets: list[socket.socket] = []
     threads: list[threading.Thread] = []
