@@ -44,6 +44,7 @@ def test_every_member_is_a_distribution_with_its_own_pyproject() -> None:
         "pydockerd-runtime-native",
         "pydockerd-log-json-file",
         "pydockerd-volume-local",
+        "pydockerd-registry-distribution",
     }
 
 
@@ -55,6 +56,16 @@ def test_client_installs_alone_with_pip(fresh_venv: Path) -> None:
     assert version.stdout.startswith("pydocker version 0.1.0")
     no_daemon = _run(fresh_venv / "bin" / "python", "-c", "import pydockerd")
     assert no_daemon.returncode != 0, "the client must not pull in the daemon"
+
+
+def test_registry_installs_alone_with_pip(fresh_venv: Path) -> None:
+    pip = _run(fresh_venv / "bin" / "pip", "install", "--quiet", REPO / "registry")
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    version = _run(fresh_venv / "bin" / "pydocker-registry", "--version")
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.startswith("pydocker-registry version 0.1.0")
+    no_daemon = _run(fresh_venv / "bin" / "python", "-c", "import pydockerd")
+    assert no_daemon.returncode != 0, "the registry must not pull in the daemon"
 
 
 def test_daemon_with_one_driver_installs_with_pip(fresh_venv: Path, tmp_path: Path) -> None:
