@@ -48,24 +48,19 @@ def test_every_member_is_a_distribution_with_its_own_pyproject() -> None:
     }
 
 
-def test_client_installs_alone_with_pip(fresh_venv: Path) -> None:
-    pip = _run(fresh_venv / "bin" / "pip", "install", "--quiet", REPO / "client")
+@pytest.mark.parametrize(
+    ("member", "command"), [("client", "pydocker"), ("registry", "pydocker-registry")]
+)
+def test_client_and_registry_install_alone_with_pip(
+    fresh_venv: Path, member: str, command: str
+) -> None:
+    pip = _run(fresh_venv / "bin" / "pip", "install", "--quiet", REPO / member)
     assert pip.returncode == 0, pip.stdout + pip.stderr
-    version = _run(fresh_venv / "bin" / "pydocker", "--version")
+    version = _run(fresh_venv / "bin" / command, "--version")
     assert version.returncode == 0, version.stderr
-    assert version.stdout.startswith("pydocker version 0.1.0")
+    assert version.stdout.startswith(f"{command} version 0.1.0")
     no_daemon = _run(fresh_venv / "bin" / "python", "-c", "import pydockerd")
-    assert no_daemon.returncode != 0, "the client must not pull in the daemon"
-
-
-def test_registry_installs_alone_with_pip(fresh_venv: Path) -> None:
-    pip = _run(fresh_venv / "bin" / "pip", "install", "--quiet", REPO / "registry")
-    assert pip.returncode == 0, pip.stdout + pip.stderr
-    version = _run(fresh_venv / "bin" / "pydocker-registry", "--version")
-    assert version.returncode == 0, version.stderr
-    assert version.stdout.startswith("pydocker-registry version 0.1.0")
-    no_daemon = _run(fresh_venv / "bin" / "python", "-c", "import pydockerd")
-    assert no_daemon.returncode != 0, "the registry must not pull in the daemon"
+    assert no_daemon.returncode != 0, f"{member} must not pull in the daemon"
 
 
 def test_daemon_with_one_driver_installs_with_pip(fresh_venv: Path, tmp_path: Path) -> None:
