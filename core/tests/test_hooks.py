@@ -159,7 +159,7 @@ async def test_hook_pydockerd_register_registry_transports(api: MakeClient) -> N
     row = (await plugin_rows(client))["registry.mirror"]
     assert (row["Kind"], row["Status"]) == ("registry", "ok")
     assert row["Config"]["Interface"]["Types"] == ["pydockerd.registry/v1"]
-    assert (await info(client))["Plugins"]["Registry"] == ["mirror"]
+    assert (await info(client))["Plugins"]["Registry"] == ["distribution", "mirror"]
 
 
 async def test_hook_pydockerd_register_runtimes(api: MakeClient) -> None:
