@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from pydocker_registry.auth import set_password
-from pydocker_registry.testing import RegistryProcess, write_config
+from pydocker_registry.testing import RegistryProcess, token_config, write_config
 from pydockerd.testing.daemon import DaemonProcess
 from pydockerd.testing.registries import (
     ReferenceRegistry,
@@ -127,6 +127,18 @@ def test_push_and_pull_with_the_reference_registry(
     ok(env, "rmi", name)  # the repository's last tag: its digest reference goes too
     assert docker(env, "image", "inspect", by_digest).returncode == 1
 
+    # the daemon knows e2e/busybox has the layer: a push to another repository mounts it
+    other = f"{reference.host}/e2e/other:v1"
+    ok(env, "tag", "busybox", other)
+    assert ": Mounted from e2e/busybox" in ok(env, "push", other)
+    ok(env, "rmi", other)
+    # docker run pulls what is missing
+    run = docker(env, "run", "--rm", other, "echo", "ran after a pull")
+    assert run.returncode == 0, run.stderr
+    assert f"Unable to find image '{other}' locally" in run.stderr
+    assert run.stdout == "ran after a pull\n"
+    ok(env, "rmi", other)
+
 
 def test_pull_of_a_multi_platform_index_takes_linux_amd64(
     env: dict[str, str], reference: ReferenceRegistry
@@ -208,6 +220,36 @@ def test_login_push_pull_logout_with_pydocker_registry(env: dict[str, str], ours
     logged_out = anonymous(env, "pull", name)
     assert logged_out.returncode == 1
     assert "pull access denied" in logged_out.stderr, logged_out.stderr
+
+
+def test_token_auth_login_and_repository_scopes(
+    env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """pydocker-registry in token mode: alice may push a/* and only pull b/*."""
+    directory = tmp_path_factory.mktemp("token")
+    with RegistryProcess(token_config(directory, {USER: PASSWORD})) as registry:
+        host = registry.url.removeprefix("http://")
+        login = subprocess.run(
+            [DOCKER, "login", "-u", USER, "--password-stdin", host],
+            input=PASSWORD + "\n",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert login.returncode == 0, login.stderr
+        stored = json.loads((Path(env["DOCKER_CONFIG"]) / "config.json").read_text())
+        assert stored["auths"][host].get("identitytoken"), stored  # a refresh token
+        allowed, denied = f"{host}/a/busybox:v1", f"{host}/b/busybox:v1"
+        ok(env, "tag", "busybox", allowed)
+        ok(env, "tag", "busybox", denied)
+        assert "v1: digest: sha256:" in ok(env, "push", allowed)
+        refused = anonymous(env, "push", denied)
+        assert refused.returncode == 1, refused.stdout
+        ok(env, "rmi", allowed, denied)
+        assert f"Status: Downloaded newer image for {allowed}" in ok(env, "pull", allowed)
+        ok(env, "rmi", allowed)
 
 
 def test_pull_draws_a_progress_line_per_layer_on_a_terminal(
