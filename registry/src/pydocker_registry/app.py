@@ -25,8 +25,10 @@ from loguru import logger
 from pydocker_registry.access import Access, AccessDenied, AllowAll, Authorizer
 from pydocker_registry.errors import Code, ErrorItem, RegistryError
 from pydocker_registry.manifests import (
+    DOCKER_LIST,
     MAX_MANIFEST_SIZE,
     OCI_INDEX,
+    OCI_MANIFEST,
     Manifest,
     check_digest,
     check_name,
@@ -34,6 +36,7 @@ from pydocker_registry.manifests import (
     is_tag,
     new_hasher,
     parse_manifest,
+    platform_manifest,
 )
 from pydocker_registry.storage import KeyNotFound, StorageBackend
 from pydocker_registry.store import RegistryStore
@@ -274,14 +277,52 @@ async def _resolve(store: RegistryStore, name: str, reference: str) -> str:
     return digest
 
 
+def _accepted(request: web.Request) -> set[str] | None:
+    """The media types the request's ``Accept`` headers name, or None when they name none
+    (or ``*/*``): the client takes whatever is stored."""
+    types = {
+        item.partition(";")[0].strip().lower()
+        for value in request.headers.getall("Accept", [])
+        for item in value.split(",")
+    } - {""}
+    if not types or types & {"*/*", "application/*"}:
+        return None
+    return types
+
+
 async def _get_manifest(request: web.Request) -> web.Response:
+    """The manifest, negotiated as distribution does for a client whose ``Accept`` names
+    media types: an OCI manifest or index it does not accept is MANIFEST_UNKNOWN (it could
+    not read it); a Docker manifest list asked for by tag by a client that does not accept
+    lists is answered with the list's linux/amd64 manifest (old clients pull that one); a
+    Docker schema 2 manifest is always served, and so is a list asked for by digest."""
     name = await _repository(request, "pull")
     store = request.app[STORE]
-    digest = await _resolve(store, name, request.match_info["reference"])
+    reference = request.match_info["reference"]
+    digest = await _resolve(store, name, reference)
     stored = await store.get_manifest(name, digest)
     if stored is None:
         raise RegistryError.of(Code.MANIFEST_UNKNOWN, detail={"digest": digest})
     media_type, data = stored
+    accepted = _accepted(request)
+    if accepted is not None and media_type not in accepted:
+        if media_type in (OCI_MANIFEST, OCI_INDEX):
+            raise RegistryError.of(
+                Code.MANIFEST_UNKNOWN,
+                f"{media_type} found, but the Accept header does not allow it",
+                {"digest": digest},
+            )
+        if media_type == DOCKER_LIST and not is_digest(reference):
+            child = platform_manifest(data, "linux", "amd64")
+            found = await store.get_manifest(name, child) if child else None
+            if child is None or found is None:
+                raise RegistryError.of(
+                    Code.MANIFEST_UNKNOWN,
+                    f"the manifest list {digest} has no linux/amd64 manifest, and the Accept "
+                    "header does not allow the list",
+                    {"digest": digest},
+                )
+            digest, (media_type, data) = child, found
     headers = {"Content-Type": media_type, "Docker-Content-Digest": digest, "ETag": f'"{digest}"'}
     return web.Response(body=data, headers=headers)
 

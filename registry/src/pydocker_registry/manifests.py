@@ -17,6 +17,8 @@ from typing import Any
 from pydocker_registry.errors import Code, RegistryError
 
 __all__ = [
+    "DOCKER_LIST",
+    "DOCKER_MANIFEST",
     "IMAGE_MANIFEST_TYPES",
     "INDEX_TYPES",
     "MAX_MANIFEST_SIZE",
@@ -30,6 +32,7 @@ __all__ = [
     "is_tag",
     "new_hasher",
     "parse_manifest",
+    "platform_manifest",
     "referrer_descriptor",
 ]
 
@@ -196,6 +199,20 @@ def _image_manifest(body: dict[str, Any], media_type: str) -> Manifest:
     manifest = Manifest(media_type, blobs=blobs)
     manifest.artifact_type = config.media_type  # replaced by artifactType when it is set
     return manifest
+
+
+def platform_manifest(data: bytes, os: str, architecture: str) -> str | None:
+    """The digest of the first manifest a stored (valid) index lists for ``os``/``architecture``,
+    or None."""
+    for entry in json.loads(data).get("manifests", []):
+        platform = entry.get("platform")
+        if isinstance(platform, dict) and (platform.get("os"), platform.get("architecture")) == (
+            os,
+            architecture,
+        ):
+            digest = entry.get("digest")
+            return digest if isinstance(digest, str) else None
+    return None
 
 
 def referrer_descriptor(manifest: Manifest, digest: str, size: int) -> dict[str, Any]:

@@ -1,0 +1,80 @@
+"""Review fixes of the API: each test failed before its fix (see the commit that added it)."""
+
+from __future__ import annotations
+
+import json
+
+from .conftest import Registry, error_codes
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+SCHEMA2_ONLY = {"Accept": DOCKER_MANIFEST}
+
+
+async def _docker_list(registry: Registry, platforms: list[tuple[str, str]]) -> list[str]:
+    """Push one schema 2 image per platform and a Docker manifest list ``multi`` of them;
+    return the images' digests, then the list's."""
+    children = []
+    for os_, arch in platforms:
+        digest, data, _ = await registry.push_image("repo", None, media_type=DOCKER_MANIFEST)
+        children.append(
+            {
+                "mediaType": DOCKER_MANIFEST,
+                "digest": digest,
+                "size": len(data),
+                "platform": {"os": os_, "architecture": arch},
+            }
+        )
+    index = {"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": children}
+    data = json.dumps(index).encode()
+    digest = await registry.put_manifest("repo", "multi", data, DOCKER_LIST)
+    return [c["digest"] for c in children] + [digest]
+
+
+async def test_manifest_list_by_tag_for_a_schema2_only_client_is_its_amd64_manifest(
+    registry: Registry,
+) -> None:
+    arm, amd, listed = await _docker_list(registry, [("linux", "arm64"), ("linux", "amd64")])
+    for method in (registry.get, registry.head):
+        r = await method("/v2/repo/manifests/multi", headers=SCHEMA2_ONLY)
+        assert r.status == 200
+        assert r.headers["Content-Type"] == DOCKER_MANIFEST
+        assert r.headers["Docker-Content-Digest"] == amd
+    # by digest the list itself (nothing else matches the digest), and to list-aware clients
+    r = await registry.get(f"/v2/repo/manifests/{listed}", headers=SCHEMA2_ONLY)
+    assert r.headers["Docker-Content-Digest"] == listed
+    both = {"Accept": f"{DOCKER_MANIFEST}, {DOCKER_LIST}"}
+    r = await registry.get("/v2/repo/manifests/multi", headers=both)
+    assert r.headers["Docker-Content-Digest"] == listed
+    # no Accept at all, or */*: whatever is stored
+    r = await registry.get("/v2/repo/manifests/multi", headers={"Accept": "*/*"})
+    assert r.headers["Docker-Content-Digest"] == listed
+    assert arm != amd
+
+
+async def test_manifest_list_without_amd64_for_a_schema2_only_client_is_unknown(
+    registry: Registry,
+) -> None:
+    await _docker_list(registry, [("linux", "arm64")])
+    r = await registry.get("/v2/repo/manifests/multi", headers=SCHEMA2_ONLY)
+    assert r.status == 404
+    assert await error_codes(r) == ["MANIFEST_UNKNOWN"]
+
+
+async def test_oci_manifest_and_index_for_a_client_that_cannot_read_them_are_unknown(
+    registry: Registry,
+) -> None:
+    digest, data, _ = await registry.push_image("repo", "image")
+    await registry.push_index("repo", "index", [(digest, data)])
+    for tag in ("image", "index"):
+        r = await registry.get(f"/v2/repo/manifests/{tag}", headers=SCHEMA2_ONLY)
+        assert r.status == 404, tag
+        assert await error_codes(r) == ["MANIFEST_UNKNOWN"]
+    r = await registry.get("/v2/repo/manifests/index", headers={"Accept": f"{OCI_INDEX};q=0.5"})
+    assert r.status == 200
+    # a schema 2 manifest is served to anyone (distribution: "supported by default")
+    await registry.push_image("repo", "docker", media_type=DOCKER_MANIFEST)
+    r = await registry.get("/v2/repo/manifests/docker", headers={"Accept": OCI_MANIFEST})
+    assert r.status == 200
