@@ -12,6 +12,7 @@ manifest PUT by digest accepts ``?tag=`` (repeatable) to tag it too.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -350,9 +351,13 @@ async def _check_references(store: RegistryStore, name: str, manifest: Manifest)
     renews its "last referenced" time, which the garbage collector re-reads after it set a
     blob aside (see :mod:`pydocker_registry.gc`)."""
     missing: list[ErrorItem] = []
-    for blob in {b.digest: b for b in manifest.blobs}.values():
-        digest = check_digest(blob.digest)
-        await store.touch_blob(digest)
+    required = {b.digest for b in manifest.blobs}
+    for digest in dict.fromkeys(b.digest for b in manifest.references):
+        if digest not in required:  # a foreign layer: gc keeps it if the registry has it
+            with contextlib.suppress(RegistryError):
+                await store.touch_blob(check_digest(digest))
+            continue
+        await store.touch_blob(check_digest(digest))
         if await store.blob_info(name, digest) is None:
             code = Code.MANIFEST_BLOB_UNKNOWN
             missing.append(ErrorItem(code.name, code.message, {"digest": digest}))

@@ -2,8 +2,8 @@
 
 Mark: every manifest of every repository (with ``delete_untagged``: only those a tag, an
 index or a subject keeps alive, plus any younger than the grace period) marks its config and
-layers. Sweep: every other blob whose mtime is older than the start of the run minus
-``grace_seconds`` is removed.
+layers (foreign ones too: a client may have pushed one). Sweep: every other blob whose mtime
+is older than the start of the run minus ``grace_seconds`` is removed.
 
 Why a concurrent push is never broken, with no lock shared between the registry and this
 collector (they may be different processes, or replicas on one object store):
@@ -154,7 +154,7 @@ async def _mark_repository(
         target = report.kept_manifests if digest in live else report.removed_manifests
         target.append(f"{name}@{digest}")
         if digest in live and manifest is not None:
-            blobs.update(b.digest for b in manifest.blobs)
+            blobs.update(b.digest for b in manifest.references)
     return blobs
 
 

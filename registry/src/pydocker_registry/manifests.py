@@ -110,6 +110,9 @@ class Manifest:
     media_type: str
     blobs: list[Descriptor] = field(default_factory=list)
     """Config and layers the repository must hold (foreign layers excluded)."""
+    references: list[Descriptor] = field(default_factory=list)
+    """Config and every layer, foreign ones too: what garbage collection keeps when the
+    registry holds it (a client may push a non-distributable layer all the same)."""
     children: list[Descriptor] = field(default_factory=list)
     """Manifests an index lists; the repository must hold them."""
     subject: Descriptor | None = None
@@ -191,12 +194,13 @@ def _image_manifest(body: dict[str, Any], media_type: str) -> Manifest:
     if "manifests" in body:
         raise _invalid(f"{media_type} has no manifests list: is it an index?")
     config = _descriptor(body.get("config"), "config")
-    blobs = [config]
+    blobs, references = [config], [config]
     for i, value in enumerate(_descriptors(body, "layers")):
         layer = _descriptor(value, f"layers[{i}]")
+        references.append(layer)
         if layer.media_type not in _FOREIGN_LAYER_TYPES and not value.get("urls"):
             blobs.append(layer)
-    manifest = Manifest(media_type, blobs=blobs)
+    manifest = Manifest(media_type, blobs=blobs, references=references)
     manifest.artifact_type = config.media_type  # replaced by artifactType when it is set
     return manifest
 
