@@ -78,3 +78,28 @@ async def test_oci_manifest_and_index_for_a_client_that_cannot_read_them_are_unk
     await registry.push_image("repo", "docker", media_type=DOCKER_MANIFEST)
     r = await registry.get("/v2/repo/manifests/docker", headers={"Accept": OCI_MANIFEST})
     assert r.status == 200
+
+
+async def test_absurd_page_sizes_are_all_or_400_not_500(registry: Registry) -> None:
+    for tag in ("a", "b"):
+        await registry.push_image("repo", tag)
+    r = await registry.get("/v2/repo/tags/list", params={"n": "9" * 5000})
+    assert r.status == 200
+    assert (await r.json())["tags"] == ["a", "b"]
+    r = await registry.get("/v2/_catalog", params={"n": "1" + "0" * 30})
+    assert r.status == 200
+    for bad in ("²", "-1", "1e3"):  # "²".isdigit() is true, int("²") fails
+        r = await registry.get("/v2/repo/tags/list", params={"n": bad})
+        assert r.status == 400, bad
+        assert await error_codes(r) == ["PAGINATION_NUMBER_INVALID"]
+
+
+async def test_a_content_range_with_absurd_numbers_is_416_not_500(registry: Registry) -> None:
+    r = await registry.post("/v2/repo/blobs/uploads/")
+    location = r.headers["Location"]
+    huge = "9" * 4400  # int() refuses more than 4300 digits
+    for value in (f"0-{huge}", f"{huge[:3000]}-{huge[:3001]}", "\u0660-\u0663"):  # \\d takes these
+        r = await registry.patch(location, data=b"abcd", headers={"Content-Range": value})
+        assert r.status == 416, value[:30]
+    r = await registry.patch(location, data=b"abcd", headers={"Content-Range": "0-3"})
+    assert r.status == 202

@@ -54,7 +54,10 @@ _ACCESS = web.RequestKey("access", list[Access])
 
 API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
 _UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
+# ASCII digits, at most 19 (the largest offset a file may have): int() of a longer string
+# is slow, and past 4300 digits an error.
+_CONTENT_RANGE = re.compile(r"(?:bytes[ =])?([0-9]{1,19})-([0-9]{1,19})(?:/(?:[0-9]+|\*))?")
+_PAGE_SIZE = re.compile(r"[0-9]+")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -167,9 +170,9 @@ def _page(request: web.Request, items: list[str], key: str) -> web.Response:
     if last:
         items = [i for i in items if i > last]
     raw_n = request.query.get("n")
-    if raw_n is not None and not raw_n.isdigit():
+    if raw_n is not None and not _PAGE_SIZE.fullmatch(raw_n):
         raise RegistryError.of(Code.PAGINATION_NUMBER_INVALID, detail={"n": raw_n})
-    n = len(items) if raw_n is None else int(raw_n)
+    n = len(items) if raw_n is None or len(raw_n) > 18 else int(raw_n)
     page = items[:n]
     body: dict[str, Any] = {key: page}
     if key == "tags":
