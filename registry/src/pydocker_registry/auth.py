@@ -63,6 +63,8 @@ USER = web.RequestKey("user", str)
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 _ALL_ACTIONS = frozenset({"pull", "push", "delete"})
 _LEEWAY_SECONDS = 60  # clock skew allowed on exp/nbf, as distribution allows
+_BCRYPT_MAX = 72
+"""bcrypt uses a password's first 72 bytes; bcrypt 5 raises for longer ones instead."""
 
 
 class AuthError(Exception):
@@ -138,14 +140,16 @@ class Htpasswd:
         every request)."""
         self._refresh()
         hashed = self._entries.get(user)
+        # What every bcrypt (Apache's, Go's, bcrypt < 5) compares: the first 72 bytes.
+        secret = password.encode()[:_BCRYPT_MAX]
         if hashed is None:
             # As slow as a wrong password, so that timing does not tell who exists.
-            await asyncio.to_thread(lambda: bcrypt.checkpw(password.encode(), self._decoy()))
+            await asyncio.to_thread(lambda: bcrypt.checkpw(secret, self._decoy()))
             return False
         memo = hashlib.sha256(b"\0".join([user.encode(), password.encode(), hashed])).digest()
         if memo in self._verified:
             return True
-        ok = await asyncio.to_thread(bcrypt.checkpw, password.encode(), hashed)
+        ok = await asyncio.to_thread(bcrypt.checkpw, secret, hashed)
         if ok:
             self._verified.add(memo)
         return ok
@@ -156,6 +160,8 @@ def set_password(path: Path, user: str, password: str, *, rounds: int = 12) -> b
     0600 when missing), keeping every other line. Returns whether the user is new."""
     if not user or ":" in user or any(ch.isspace() for ch in user):
         raise AuthError(f"invalid user name {user!r}: no ':' or white space, not empty")
+    if len(password.encode()) > _BCRYPT_MAX:
+        raise AuthError(f"the password is longer than {_BCRYPT_MAX} bytes, all bcrypt uses")
     hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
     try:
         lines = path.read_text().splitlines()
