@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from .conftest import Registry, error_codes
+from aiohttp.test_utils import TestClient
+from pydocker_registry.app import make_app
+from pydocker_registry.storage import FilesystemStorage
+
+from .conftest import Registry, digest_of, error_codes
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -103,3 +109,14 @@ async def test_a_content_range_with_absurd_numbers_is_416_not_500(registry: Regi
         assert r.status == 416, value[:30]
     r = await registry.patch(location, data=b"abcd", headers={"Content-Range": "0-3"})
     assert r.status == 202
+
+
+async def test_a_failed_monolithic_upload_leaves_no_session_behind(
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]], storage: FilesystemStorage
+) -> None:
+    client = await aiohttp_client(make_app(storage, max_blob_size=10))
+    data = b"x" * 100
+    r = await client.post(f"/v2/repo/blobs/uploads/?digest={digest_of(data)}", data=data)
+    assert r.status == 413
+    # its id was never given out: nobody could finish or cancel it
+    assert await storage.children("uploads") == []

@@ -489,7 +489,13 @@ async def _start_upload(request: web.Request) -> web.Response:
         check_digest(monolithic)
     upload_id = await uploads.start(name)
     if monolithic is not None:
-        await uploads.finish(name, upload_id, monolithic, _body(request))
+        try:
+            await uploads.finish(name, upload_id, monolithic, _body(request))
+        except BaseException:
+            # Nobody knows this session's id: a failed body (too big, cut off) is garbage.
+            with contextlib.suppress(Exception):
+                await uploads.discard(upload_id)
+            raise
         return _blob_created(name, monolithic)
     return web.Response(status=202, headers=_upload_headers(name, upload_id, 0))
 

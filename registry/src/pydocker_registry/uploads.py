@@ -123,6 +123,12 @@ class Uploads:
             await self._check(name, upload_id)
             await self._forget(upload_id)
 
+    async def discard(self, upload_id: str) -> None:
+        """Remove the session whatever state it is in (one that failed before its id was
+        given out)."""
+        async with self._lock(upload_id):
+            await self._forget(upload_id)
+
     # --- internals ----------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
