@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from pydocker_registry.app import make_app
 from pydocker_registry.storage import FilesystemStorage
@@ -120,3 +122,65 @@ async def test_a_failed_monolithic_upload_leaves_no_session_behind(
     assert r.status == 413
     # its id was never given out: nobody could finish or cancel it
     assert await storage.children("uploads") == []
+
+
+class _Crashing(FilesystemStorage):
+    """A store whose ``crash_at``-th put or delete (counting from 1 once armed) fails, as a
+    kill between two writes would leave it."""
+
+    crash_at = 0
+    calls = 0
+
+    def _step(self) -> None:
+        if self.crash_at:
+            self.calls += 1
+            if self.calls == self.crash_at:
+                raise OSError("killed here")
+
+    async def put(self, key: str, data: bytes) -> None:
+        self._step()
+        await super().put(key, data)
+
+    async def delete(self, key: str) -> None:
+        self._step()
+        await super().delete(key)
+
+
+async def _referrers(registry: Registry, subject: str) -> list[str]:
+    r = await registry.get(f"/v2/repo/referrers/{subject}")
+    return [m["digest"] for m in (await r.json())["manifests"]]
+
+
+@pytest.mark.parametrize("crash_at", [1, 2])
+async def test_a_manifest_put_or_delete_cut_short_never_half_shows_a_referrer(
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]], tmp_path: Path, crash_at: int
+) -> None:
+    storage = _Crashing(tmp_path / "store")
+    registry = Registry(await aiohttp_client(make_app(storage)))
+    subject, _, _ = await registry.push_image("repo", "v1")
+    config = await registry.push_blob("repo", b"{}")
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.example", "digest": config, "size": 2},
+        "layers": [],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": 1},
+    }
+    data = json.dumps(manifest).encode()
+    digest = digest_of(data)
+
+    async def consistent() -> bool:
+        stored = (await registry.head(f"/v2/repo/manifests/{digest}")).status == 200
+        return stored == (digest in await _referrers(registry, subject))
+
+    storage.crash_at, storage.calls = crash_at, 0  # the referrers entry and the manifest
+    r = await registry.try_manifest("repo", digest, data)
+    assert r.status == 500
+    assert await consistent()
+    storage.crash_at = 0
+    await registry.put_manifest("repo", digest, data)
+    assert await _referrers(registry, subject) == [digest]
+    storage.crash_at, storage.calls = crash_at, 0  # the manifest and the referrers entry
+    r = await registry.delete(f"/v2/repo/manifests/{digest}")
+    assert r.status == 500
+    assert await consistent()

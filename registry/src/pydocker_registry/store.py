@@ -138,37 +138,43 @@ class RegistryStore:
         return await self.storage.stat(self._revision_key(name, digest))
 
     async def put_manifest(self, name: str, digest: str, data: bytes, manifest: Manifest) -> None:
-        """Store the manifest (atomically), then its referrers entry when it has a subject."""
-        raw = manifest.media_type.encode() + b"\n" + data
-        await self.storage.put(self._revision_key(name, digest), raw)
+        """Store the manifest's referrers entry when it has a subject, then the manifest
+        (each atomically). An entry shows only while its manifest exists (see
+        :meth:`referrers`), so a crash between the two leaves neither visible."""
         if manifest.subject is not None:
             entry = referrer_descriptor(manifest, digest, len(data))
             await self.storage.put(
                 self._referrer_key(name, manifest.subject.digest, digest),
                 json.dumps(entry).encode(),
             )
+        raw = manifest.media_type.encode() + b"\n" + data
+        await self.storage.put(self._revision_key(name, digest), raw)
 
     async def delete_manifest(self, name: str, digest: str, manifest: Manifest | None) -> None:
-        """Remove the manifest, the tags pointing at it and its referrers entry."""
+        """Remove the tags pointing at the manifest, the manifest, then its referrers entry
+        (hidden from the moment the manifest is gone)."""
         for tag in await self.tags(name) or []:
             if await self.resolve_tag(name, tag) == digest:
                 await self.storage.delete(self._tag_key(name, tag))
+        await self.storage.delete(self._revision_key(name, digest))
         if manifest is not None and manifest.subject is not None:
             await self.storage.delete(self._referrer_key(name, manifest.subject.digest, digest))
-        await self.storage.delete(self._revision_key(name, digest))
 
     async def manifests(self, name: str) -> list[str]:
         return await self._digests(f"repositories/{name}/_manifests/revisions")
 
     async def referrers(self, name: str, subject: str) -> list[dict[str, Any]]:
-        """The referrers index entries of the manifests whose subject is ``subject``."""
+        """The referrers index entries of the manifests whose subject is ``subject`` (an
+        entry whose manifest is missing, left by a crash or being written, is skipped)."""
         prefix = self._referrers_prefix(name, subject)
         entries = []
         for child in await self.storage.children(prefix):
             try:
-                entries.append(json.loads(await self.storage.get(f"{prefix}/{child}")))
+                entry = json.loads(await self.storage.get(f"{prefix}/{child}"))
             except KeyNotFound:  # deleted meanwhile
                 continue
+            if await self.has_manifest(name, str(entry.get("digest"))):
+                entries.append(entry)
         return entries
 
     # --- tags and repositories ----------------------------------------------------------
