@@ -102,13 +102,16 @@ class RegistryStore:
         await self.link_blob(name, digest)
         return await self.storage.stat(self.blob_key(digest)) is not None
 
-    async def unlink_blob(self, name: str, digest: str) -> bool:
-        """Remove the blob from the repository (its bytes stay until garbage collection)."""
-        key = self._layer_key(name, digest)
+    async def _delete_key(self, key: str) -> bool:
+        """Delete the key; False when it was not there."""
         if await self.storage.stat(key) is None:
             return False
         await self.storage.delete(key)
         return True
+
+    async def unlink_blob(self, name: str, digest: str) -> bool:
+        """Remove the blob from the repository (its bytes stay until garbage collection)."""
+        return await self._delete_key(self._layer_key(name, digest))
 
     async def linked_blobs(self, name: str) -> list[str]:
         """The digests of the blobs the repository links (even if their bytes are gone)."""
@@ -189,11 +192,7 @@ class RegistryStore:
         await self.storage.put(self._tag_key(name, tag), digest.encode())
 
     async def delete_tag(self, name: str, tag: str) -> bool:
-        key = self._tag_key(name, tag)
-        if await self.storage.stat(key) is None:
-            return False
-        await self.storage.delete(key)
-        return True
+        return await self._delete_key(self._tag_key(name, tag))
 
     async def tags(self, name: str) -> list[str] | None:
         """The repository's tags, sorted, or None when the repository does not exist."""
