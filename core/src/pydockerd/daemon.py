@@ -19,6 +19,7 @@ from typing import IO, Any
 from loguru import logger
 
 from pydockerd import __version__
+from pydockerd.build.builder import Builder
 from pydockerd.containers.execs import ExecService
 from pydockerd.containers.service import ContainerService
 from pydockerd.errors import ConfigError
@@ -80,6 +81,7 @@ class Daemon:
         self.images: ImageService | None = None
         self.transfers: Transfers | None = None
         """Pulls, pushes and logins; None when no registry transport can be used."""
+        self.builder: Builder | None = None
         self.volumes: VolumeService | None = None
         self.networks: NetworkService | None = None
         self.containers: ContainerService | None = None
@@ -145,6 +147,7 @@ class Daemon:
             assert self.containers is not None
             await self.images.collect_garbage()
             self.transfers = self._transfers(self.images)
+            self.builder = Builder(self.images, self.containers, self.transfers)
             assert self.networks is not None
             await self.networks.initialize()
             await self.containers.recover()

@@ -14,6 +14,7 @@ from loguru import logger
 
 from pydockerd import API_VERSION, MIN_API_VERSION
 from pydockerd.api import (
+    build,
     containers,
     distribution,
     images,
@@ -151,7 +152,7 @@ def create_app(daemon: Daemon) -> web.Application:
     app = web.Application(middlewares=[api_middleware], client_max_size=64 * 1024 * 1024)
     app[DAEMON] = daemon
     app.on_response_prepare.append(_add_default_headers)
-    for module in (system, plugins, distribution, images, containers, volumes, networks):
+    for module in (system, plugins, distribution, build, images, containers, volumes, networks):
         for method, path, handler in module.ROUTES:
             add_route(app, method, path, handler)
     taken = {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource}

@@ -121,6 +121,8 @@ def _container_config(config: dict[str, Any]) -> dict[str, Any]:
         "OnBuild": config.get("OnBuild"),
         "Labels": config.get("Labels"),
         **({"StopSignal": config["StopSignal"]} if config.get("StopSignal") else {}),
+        **({"Healthcheck": config["Healthcheck"]} if config.get("Healthcheck") else {}),
+        **({"Shell": config["Shell"]} if config.get("Shell") else {}),
     }
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from pydockerd.durations import parse_duration_ns
 from pydockerd.errors import InvalidParameter
 
 __all__ = [
@@ -19,6 +22,8 @@ __all__ = [
     "parse_filters",
     "parse_timestamp_ns",
 ]
+
+_DURATION = re.compile(r"(?:[0-9.]+[a-zµμ]+)+")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FALSE = frozenset({"", "0", "no", "false", "none"})
@@ -95,8 +100,9 @@ def parse_filters(raw: str | None, allowed: Iterable[str]) -> Filters:
 
 
 def parse_timestamp_ns(raw: str | None, name: str) -> int | None:
-    """A ``since``/``until`` value: unix seconds (``1700000000`` or ``1700000000.5``), or an
-    RFC 3339 time; ``None`` when absent or empty.
+    """A ``since``/``until`` value: unix seconds (``1700000000`` or ``1700000000.5``), an
+    RFC 3339 time, or a Go duration meaning that long ago (``24h``), as Docker's
+    ``GetTimestamp``; ``None`` when absent or empty.
 
     :raises InvalidParameter: anything else.
     """
@@ -106,6 +112,8 @@ def parse_timestamp_ns(raw: str | None, name: str) -> int | None:
     if seconds.removeprefix("-").isdigit() and (not fraction or fraction.isdigit()):
         nanos = int(fraction[:9].ljust(9, "0")) if fraction else 0
         return int(seconds) * 1_000_000_000 + (-nanos if seconds.startswith("-") else nanos)
+    if _DURATION.fullmatch(raw):  # a duration: that long before now
+        return time.time_ns() - parse_duration_ns(raw, name)
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:

@@ -54,7 +54,11 @@ def _error_message(error: BaseException) -> dict[str, Any]:
         text = error.message
     else:
         text = f"{type(error).__name__}: {error}"
-    return {"errorDetail": {"message": text}, "error": text}
+    detail: dict[str, Any] = {"message": text}
+    code = getattr(error, "code", None)
+    if isinstance(code, int):  # a failed build step's exit status: the CLI exits with it
+        detail = {"code": code, "message": text}
+    return {"errorDetail": detail, "error": text}
 
 
 async def progress_stream(

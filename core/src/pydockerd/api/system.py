@@ -19,6 +19,7 @@ from pydockerd.api.images import image_summary
 from pydockerd.api.keys import DAEMON
 from pydockerd.api.params import parse_filters, parse_timestamp_ns
 from pydockerd.api.responses import json_response
+from pydockerd.build.cache import BuildCache
 from pydockerd.daemon import Daemon
 from pydockerd.events import EVENT_FILTERS, event_matches
 from pydockerd.images.transfer import registry_info
@@ -213,6 +214,7 @@ async def system_df(request: web.Request) -> web.StreamResponse:
             image_summary(images, image, images.config(image.id)) for image in images.store.images()
         ]
         body["LayersSize"] = sum(layer.size for layer in images.store.layers())
+        body["BuildCache"] = BuildCache(images).usage()
     if daemon.containers is not None:
         containers = daemon.containers
         body["Containers"] = [

@@ -567,6 +567,30 @@ class ImageService:
                 changed = True
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
+    async def remove_unused(self, candidates: set[str]) -> int:
+        """Delete those of ``candidates`` that nothing needs (no tag, no container, no child
+        image; removing a child can free its parent); the layer bytes freed."""
+        before = self._layer_bytes()
+        changed = True
+        while changed:
+            changed = False
+            for image_id in sorted(candidates):
+                image = self.store.image(image_id)
+                if image is None:
+                    candidates.discard(image_id)
+                    continue
+                if (
+                    self.store.refs_of(image_id)
+                    or self.container_users(image_id)
+                    or self.store.children(image_id)
+                ):
+                    continue
+                async with self.lock:
+                    await self._remove_image(image, [])
+                candidates.discard(image_id)
+                changed = True
+        return before - self._layer_bytes()
+
     def _layer_bytes(self) -> int:
         return sum(layer.size for layer in self.store.layers())
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import time
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Any
 
 from pydockerd.dbutil import transaction
 
-__all__ = ["ImageRecord", "ImageStore", "LayerRecord", "chain_ids"]
+__all__ = ["CacheRecord", "ImageRecord", "ImageStore", "LayerRecord", "chain_ids"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -46,6 +47,16 @@ CREATE TABLE IF NOT EXISTS layers (
     cache_id TEXT NOT NULL,       -- the storage driver's layer ID
     size INTEGER NOT NULL,        -- bytes of file content the layer adds
     blob TEXT                     -- digest of the layer tar in the content store (maybe compressed)
+);
+CREATE TABLE IF NOT EXISTS build_cache (
+    key TEXT PRIMARY KEY,         -- sha256 of a build step: its parent image and all it depends on
+    image TEXT NOT NULL,          -- the image the step made
+    parent TEXT,                  -- the image it was made on (NULL: FROM scratch)
+    description TEXT NOT NULL,    -- the step (its history line)
+    size INTEGER NOT NULL,        -- bytes of the layer it added (0: config only)
+    created REAL NOT NULL,
+    last_used REAL NOT NULL,
+    usage_count INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS blob_sources (
     digest TEXT NOT NULL,         -- a blob pulled from or pushed to a repository
@@ -88,6 +99,20 @@ class LayerRecord:
     cache_id: str
     size: int
     blob: str | None
+
+
+@dataclass(frozen=True)
+class CacheRecord:
+    """One build step the cache remembers (``docker builder prune`` removes them)."""
+
+    key: str
+    image: str
+    parent: str | None
+    description: str
+    size: int
+    created: float
+    last_used: float
+    usage_count: int
 
 
 class ImageStore:
@@ -193,6 +218,51 @@ class ImageStore:
         """Record the manifest made for pushing an image that had none."""
         with self.transaction() as db:
             db.execute("UPDATE images SET manifest = ? WHERE id = ?", (manifest, image_id))
+
+    # -- the build cache: which image a build step made -------------------------------------
+
+    def cached_step(self, key: str) -> str | None:
+        """The image a step with this cache key made, if it is still there; counts the use."""
+        row = self._db.execute(
+            "SELECT c.image FROM build_cache c JOIN images i ON i.id = c.image WHERE c.key = ?",
+            (key,),
+        ).fetchone()
+        if row is None:
+            return None
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE build_cache SET last_used = ?, usage_count = usage_count + 1 "
+                "WHERE key = ?",
+                (time.time(), key),
+            )
+        return str(row[0])
+
+    def add_cached_step(self, record: CacheRecord) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO build_cache VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.key,
+                    record.image,
+                    record.parent,
+                    record.description,
+                    record.size,
+                    record.created,
+                    record.last_used,
+                    record.usage_count,
+                ),
+            )
+
+    def cached_steps(self) -> list[CacheRecord]:
+        rows = self._db.execute(
+            "SELECT key, image, parent, description, size, created, last_used, usage_count "
+            "FROM build_cache ORDER BY created"
+        )
+        return [CacheRecord(*row) for row in rows]
+
+    def delete_cached_steps(self, keys: Iterable[str]) -> None:
+        with self.transaction() as db:
+            db.executemany("DELETE FROM build_cache WHERE key = ?", [(key,) for key in keys])
 
     # -- where blobs came from (cross-repository mounts on push) ---------------------------
 

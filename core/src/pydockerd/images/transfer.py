@@ -46,6 +46,7 @@ __all__ = [
     "HUB_ENDPOINT",
     "Report",
     "Transfers",
+    "decode_json_header",
     "decode_registry_auth",
     "is_insecure_registry",
     "registry_info",
@@ -63,24 +64,29 @@ _GZIP_LEVEL = 1
 """Layers compressed for a push trade size for speed (the transfer is mostly local)."""
 
 
-def decode_registry_auth(header: str | None) -> RegistryCredentials:
-    """The credentials of an ``X-Registry-Auth`` header: base64url JSON (moby's encoding),
-    accepted too with the standard alphabet and without padding, as clients vary.
+def decode_json_header(header: str | None, name: str) -> dict[str, Any]:
+    """A header holding base64url JSON (``X-Registry-Auth``, ``X-Registry-Config``), accepted
+    too with the standard alphabet and without padding, as clients vary; ``{}`` when absent.
 
-    :raises InvalidParameter: the header is not base64 JSON.
+    :raises InvalidParameter: the header is not base64 of a JSON object.
     """
     if not header or not header.strip():
-        return RegistryCredentials()
+        return {}
     text = header.strip()
     padded = text + "=" * (-len(text) % 4)
     try:
         raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
         data = json.loads(raw)
     except (binascii.Error, ValueError) as e:
-        raise InvalidParameter(f"invalid X-Registry-Auth header: {e}") from None
+        raise InvalidParameter(f"invalid {name} header: {e}") from None
     if not isinstance(data, dict):
-        raise InvalidParameter("invalid X-Registry-Auth header: not a JSON object")
-    return credentials_from_json(data)
+        raise InvalidParameter(f"invalid {name} header: not a JSON object")
+    return data
+
+
+def decode_registry_auth(header: str | None) -> RegistryCredentials:
+    """The credentials of an ``X-Registry-Auth`` header (see :func:`decode_json_header`)."""
+    return credentials_from_json(decode_json_header(header, "X-Registry-Auth"))
 
 
 def credentials_from_json(data: dict[str, Any]) -> RegistryCredentials:

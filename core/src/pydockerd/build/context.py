@@ -1,0 +1,100 @@
+"""The build context: the tar a client sends with ``POST /build``, unpacked into a directory.
+
+The docker CLI sends the context uncompressed (``--compress``: gzip), already filtered by
+its ``.dockerignore``. Two quirks of real clients are handled here: ``docker build -f -``
+sends a tar whose last member lacks its padding and the archive its end blocks (Python's
+``tarfile`` calls that "unexpected end of data"), and ``docker build - < Dockerfile`` may
+send a bare Dockerfile instead of a tar.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+from typing import IO
+
+from pydockerd.archive import decompressed
+from pydockerd.errors import InvalidParameter
+from pydockerd.fsutil import resolve_in_root
+
+__all__ = ["read_dockerfile", "unpack_context"]
+
+DEFAULT_DOCKERFILE = "Dockerfile"
+
+
+def _is_tar(head: bytes) -> bool:
+    return len(head) >= 262 and head[257:262] == b"ustar"
+
+
+def unpack_context(upload: Path, directory: Path) -> None:
+    """Unpack the spooled request body ``upload`` (a tar, maybe compressed, or a bare
+    Dockerfile) into ``directory``. Members are extracted with the ``data`` filter: nothing
+    lands outside the directory, device files and setuid bits are refused or dropped.
+
+    :raises InvalidParameter: the body is neither a tar nor a Dockerfile.
+    """
+    with upload.open("rb") as f:
+        head = f.read(512)
+    if _is_tar(head):
+        # docker build -f - truncates its tar: pad the last member and add the end blocks
+        size = upload.stat().st_size
+        with upload.open("ab") as f:
+            f.write(b"\0" * (-size % 512) + b"\0" * 1024)
+        with tarfile.open(upload, mode="r:") as tar:
+            _extract(tar, directory)
+        return
+    with upload.open("rb") as raw:
+        stream = decompressed(raw)
+        head = stream.read(512)
+        if _is_tar(head):
+            with tarfile.open(fileobj=_Prefixed(head, stream), mode="r|") as tar:
+                _extract(tar, directory)
+            return
+        text = head + stream.read()
+    if b"\0" in text:
+        raise InvalidParameter("the build context is neither a tar archive nor a Dockerfile")
+    (directory / DEFAULT_DOCKERFILE).write_bytes(text)
+
+
+def _extract(tar: tarfile.TarFile, directory: Path) -> None:
+    try:
+        tar.extractall(directory, filter="data")
+    except (tarfile.TarError, OSError) as e:
+        raise InvalidParameter(f"invalid build context: {e}") from None
+
+
+class _Prefixed(io.RawIOBase):
+    """``head`` then the rest of ``stream``: a stream whose first bytes were read already."""
+
+    def __init__(self, head: bytes, stream: IO[bytes]) -> None:
+        self._head = head
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._head:
+            return self._stream.read(size)
+        if 0 <= size < len(self._head):
+            data, self._head = self._head[:size], self._head[size:]
+            return data
+        data, self._head = self._head, b""
+        return data + self._stream.read(-1 if size < 0 else size - len(data))
+
+
+def read_dockerfile(context: Path, name: str) -> bytes:
+    """The Dockerfile ``name`` (a path inside the context) as bytes; ``Dockerfile`` falls
+    back to ``dockerfile``, as Docker's does.
+
+    :raises InvalidParameter: Docker's ``Cannot locate specified Dockerfile: <name>``.
+    """
+    candidates = [name or DEFAULT_DOCKERFILE]
+    if not name or name == DEFAULT_DOCKERFILE:
+        candidates.append(DEFAULT_DOCKERFILE.lower())
+    for candidate in candidates:
+        path = resolve_in_root(context, candidate.lstrip("/"))
+        if path.is_file():
+            return path.read_bytes()
+    raise InvalidParameter(f"Cannot locate specified Dockerfile: {name or DEFAULT_DOCKERFILE}")
