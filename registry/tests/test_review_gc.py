@@ -34,3 +34,30 @@ async def test_a_pushed_foreign_layer_a_manifest_references_is_kept(
     r = await registry.get(f"/v2/repo/blobs/{digest}")
     assert r.status == 200
     assert await r.read() == layer
+
+
+async def test_what_a_kill_left_half_written_or_half_deleted_is_removed(
+    registry: Registry, storage: FilesystemStorage
+) -> None:
+    await registry.push_image("repo", "v1")
+    # a put killed before its rename, and an upload's directory killed mid-rmtree
+    half_put = storage.root / "repositories/repo/_manifests/tags/.tmp-0123456789abcdef-v2"
+    half_put.write_bytes(b"sha256:")
+    doomed = storage.root / "uploads/.tmp-fedcba9876543210-0b5e3f"
+    doomed.mkdir(parents=True)
+    (doomed / "data").write_bytes(b"x" * 100_000)
+    age(storage)
+    fresh = storage.root / "repositories/repo/.tmp-00000000000000ff-being-written"
+    fresh.write_bytes(b"")
+    report = await collect_garbage(storage, dry_run=True)
+    assert half_put.exists()
+    report = await collect_garbage(storage)
+    assert report.removed_temporaries == [
+        "repositories/repo/_manifests/tags/.tmp-0123456789abcdef-v2",
+        "uploads/.tmp-fedcba9876543210-0b5e3f",
+    ]
+    assert not half_put.exists()
+    assert not doomed.exists()
+    assert fresh.exists()  # young: a put in progress
+    r = await registry.get("/v2/repo/manifests/v1")
+    assert r.status == 200

@@ -125,6 +125,7 @@ def gc(config_file: Path | None, dry_run: bool, delete_untagged: bool) -> None:
         ("manifest", report.removed_manifests),
         ("blob", report.removed_blobs),
         ("upload", report.removed_uploads),
+        ("temporary", report.removed_temporaries),
     ):
         for item in items:
             click.echo(f"{verb} {kind} {item}")

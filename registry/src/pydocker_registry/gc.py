@@ -65,6 +65,8 @@ class GcReport:
     removed_manifests: list[str] = field(default_factory=list)
     kept_manifests: list[str] = field(default_factory=list)
     removed_uploads: list[str] = field(default_factory=list)
+    removed_temporaries: list[str] = field(default_factory=list)
+    """What writes a kill cut short left behind (storage's own names)."""
     bytes_freed: int = 0
 
 
@@ -99,13 +101,16 @@ async def collect_garbage(
     if not dry_run:
         await _unlink_removed(store, repositories, set(report.removed_blobs))
     await _remove_stale_uploads(store, started - max(grace_seconds, UPLOAD_MAX_AGE), report)
+    report.removed_temporaries = await storage.remove_temporaries(cutoff, dry_run=dry_run)
     logger.info(
-        "gc{}: removed {} blobs ({} bytes), {} manifests, {} uploads; kept {} blobs",
+        "gc{}: removed {} blobs ({} bytes), {} manifests, {} uploads, {} temporaries; "
+        "kept {} blobs",
         " (dry run)" if dry_run else "",
         len(report.removed_blobs),
         report.bytes_freed,
         len(report.removed_manifests),
         len(report.removed_uploads),
+        len(report.removed_temporaries),
         len(report.kept_blobs),
     )
     return report

@@ -124,6 +124,12 @@ class StorageBackend(ABC):
         so a reader that opened it keeps a consistent value."""
         return None
 
+    async def remove_temporaries(self, older_than: float, *, dry_run: bool = False) -> list[str]:
+        """Remove what writes cut short left behind (a backend's own temporary files, older
+        than ``older_than``, seconds since the epoch) and name it; garbage collection calls
+        this. The default has none (an object store's put is atomic by itself)."""
+        return []
+
     async def close(self) -> None:
         """Release connections; the default has none."""
 
@@ -302,6 +308,31 @@ class FilesystemStorage(StorageBackend):
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
+
+    async def remove_temporaries(self, older_than: float, *, dry_run: bool = False) -> list[str]:
+        """The ``.tmp-*`` files of puts and the ``.tmp-*`` directories of prefix deletes that
+        a kill interrupted: :meth:`children` hides them, so nothing else would ever free
+        them (an upload's directory may hold gigabytes)."""
+        return await asyncio.to_thread(self._remove_temporaries, older_than, dry_run)
+
+    def _remove_temporaries(self, older_than: float, dry_run: bool) -> list[str]:
+        found = []
+        for top, dirs, files in os.walk(self.root):
+            for name in [*dirs, *files]:
+                if not name.startswith(".tmp-"):
+                    continue
+                path = Path(top, name)
+                with contextlib.suppress(FileNotFoundError):
+                    if path.lstat().st_mtime >= older_than:
+                        continue
+                    found.append(str(path.relative_to(self.root)))
+                    if not dry_run:
+                        if path.is_dir() and not path.is_symlink():
+                            shutil.rmtree(path, ignore_errors=True)
+                        else:
+                            path.unlink()
+            dirs[:] = [d for d in dirs if not d.startswith(".tmp-")]
+        return sorted(found)
 
 
 def _sync_dir(path: Path) -> None:
