@@ -303,3 +303,73 @@ def test_docker_py_builds_from_a_path(daemon: DaemonProcess, tmp_path: Path) -> 
         client.images.remove("py:1")
     finally:
         client.close()
+
+
+FEATURES = """\
+# escape=`
+ARG BASE=busybox
+FROM ${BASE} AS base
+ONBUILD RUN echo triggered > /onbuild.txt
+
+FROM base AS child
+SHELL ["/bin/sh", "-e", "-c"]
+ENV WHO=builder
+USER nobody
+RUN id -un > /tmp/user.txt && echo "$WHO" > /tmp/who.txt
+USER root
+COPY --chown=nobody:nogroup --chmod=640 greeting.txt /owned/
+RUN <<END
+echo from a heredoc > /heredoc.txt
+END
+RUN <<END
+#!/bin/sh
+echo "from a script: $0" > /script.txt
+END
+RUN echo one `
+    two > /continued.txt
+FROM child
+RUN stat -c '%U:%G %a' /owned/greeting.txt > /owner.txt
+"""
+
+
+def test_many_instructions_behave_as_docker(env: dict[str, str], tmp_path: Path) -> None:
+    context = project(tmp_path / "features", FEATURES)
+    result = build(env, "--no-cache", "-t", "features:1", str(context))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "# Executing 1 build trigger" in result.stdout
+    files = ok(
+        env,
+        "run",
+        "--rm",
+        "features:1",
+        "cat",
+        "/onbuild.txt",
+        "/tmp/user.txt",
+        "/tmp/who.txt",
+        "/heredoc.txt",
+        "/continued.txt",
+        "/owner.txt",
+    )
+    assert files == "triggered\nnobody\nbuilder\nfrom a heredoc\none two\nnobody:nogroup 640\n"
+    script = ok(env, "run", "--rm", "features:1", "cat", "/script.txt")
+    assert script.startswith("from a script: /dev/pipes/")
+    assert " ---> Using cache" not in result.stdout  # --no-cache: every step ran
+    ok(env, "rmi", "features:1")
+
+
+def test_build_errors_are_docker_errors(env: dict[str, str], tmp_path: Path) -> None:
+    context = tmp_path / "errors"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM busybox\nFROBNICATE now\n")
+    unknown = build(env, str(context))
+    assert unknown.returncode == 1
+    assert "unknown instruction: FROBNICATE" in unknown.stderr, unknown.stderr
+    (context / "Dockerfile").write_text("FROM busybox\nCOPY missing.txt /\n")
+    missing = build(env, str(context))
+    assert missing.returncode == 1
+    assert "file not found in build context" in missing.stderr, missing.stderr
+    (context / "Dockerfile").write_text("FROM busybox AS a\n")
+    target = build(env, "--target", "nope", str(context))
+    assert target.returncode == 1
+    assert "nope" in target.stderr, target.stderr
+    assert build(env, "-f", "Nope.dockerfile", str(context)).returncode == 1
