@@ -7,6 +7,7 @@ The cases restate the behaviour of moby/buildkit's parser, instructions and shel
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from pydockerd.build.dockerfile import (
@@ -761,3 +762,20 @@ def test_original_as_the_legacy_builder_prints_it() -> None:
     run = only("run   --network=none  echo \\\n  hi  ")
     assert run.original == "run   --network=none  echo   hi"
     assert run.keyword == "RUN"
+
+
+def test_line_longer_than_docker_reads() -> None:
+    parse("FROM a\nLABEL x=" + "a" * 65000 + "\n")
+    message = error_of("FROM a\nLABEL x=" + "a" * 65536 + "\n")
+    assert message.endswith("on line 2: dockerfile line greater than max allowed size of 65535")
+
+
+def test_a_large_dockerfile_parses_fast() -> None:
+    text = (
+        "FROM a\n"
+        + "RUN echo ${A:-b} 'c d' \\\n  && x <<EOF\nbody\nEOF\nENV k=v l=\"m n\"\n" * 2000
+    )
+    started = time.perf_counter()
+    dockerfile = parse(text)
+    assert len(dockerfile.stages[0].instructions) == 4000
+    assert time.perf_counter() - started < 2

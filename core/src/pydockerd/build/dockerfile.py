@@ -300,19 +300,13 @@ class _Lexer:
         return "".join(result), words.finish()
 
     def single_quote(self) -> str:
-        opening = self.next()
-        result = [opening] if self.raw_quotes else []
-        while True:
-            ch = self.next()
-            if not ch:
-                raise _LexError(
-                    "unexpected end of statement while looking for matching single-quote"
-                )
-            if ch == "'":
-                if self.raw_quotes:
-                    result.append(ch)
-                return "".join(result)
-            result.append(ch)
+        """Everything up to the next ``'`` as is: nothing escapes inside single quotes."""
+        end = self.text.find("'", self.pos + 1)
+        if end < 0:
+            raise _LexError("unexpected end of statement while looking for matching single-quote")
+        body = self.text[self.pos + 1 : end]
+        self.pos = end + 1
+        return f"'{body}'" if self.raw_quotes else body
 
     def double_quote(self) -> str:
         opening = self.next()
@@ -545,6 +539,9 @@ class _Node:
         return node.keyword in ("RUN", "COPY", "ADD") and not node.json
 
 
+_MAX_LINE = 65536  # bufio.MaxScanTokenSize: Docker's scanner reads no longer line
+
+
 def _split_lines(text: str) -> list[str]:
     """Lines with their endings, as Go's scanner with line endings kept."""
     lines = text.split("\n")
@@ -552,6 +549,11 @@ def _split_lines(text: str) -> list[str]:
     result = [line + "\n" for line in lines]
     if last:
         result.append(last)
+    for number, line in enumerate(result, 1):
+        if len(line) > _MAX_LINE // 4 and len(line.encode("utf-8", "surrogatepass")) > _MAX_LINE:
+            raise DockerfileError(
+                f"dockerfile line greater than max allowed size of {_MAX_LINE - 1}", number
+            )
     return result
 
 
