@@ -779,3 +779,42 @@ def test_a_large_dockerfile_parses_fast() -> None:
     dockerfile = parse(text)
     assert len(dockerfile.stages[0].instructions) == 4000
     assert time.perf_counter() - started < 2
+
+
+def test_heredocs_only_where_docker_reads_them() -> None:
+    # USER takes no heredoc: the next line is an instruction of its own
+    assert (
+        error_of("FROM a\nUSER <<X\nX\n")
+        == "Dockerfile parse error on line 3: unknown instruction: X"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "heredocs"),
+    [
+        (
+            "COPY <<X <<Y /dest\nY\nX\nX\nY",
+            (Heredoc("X", "Y\n", True, False), Heredoc("Y", "X\n", True, False)),
+        ),
+        ("RUN --mount=type=cache,target=/c <<M\necho\nM", (Heredoc("M", "echo\n", True, False),)),
+        (
+            "RUN <<C\n# kept\nx # kept too\nC",
+            (Heredoc("C", "# kept\nx # kept too\n", True, False),),
+        ),
+        ("ONBUILD RUN <<E\nx\nE", (Heredoc("E", "x\n", True, False),)),
+        ("COPY a <<'x", ()),  # a delimiter the lexer cannot read: no heredoc, no error
+    ],
+)
+def test_heredoc_cases(text: str, heredocs: tuple[Heredoc, ...]) -> None:
+    assert only(text).heredocs == heredocs
+
+
+def test_empty_continuation_warnings_show_the_joined_line() -> None:
+    text = (
+        "FROM a\nRUN something \\\n\n    following \\\n\n    more\n\nRUN another \\\n\n    thing\n"
+    )
+    warnings = parse(text).warnings
+    assert len(warnings) == 3
+    assert "RUN something     following     more" in warnings[0]
+    assert "RUN another     thing" in warnings[1]
+    assert "will become errors in a future release" in warnings[2]

@@ -749,6 +749,14 @@ def _heredoc_marker(word: str) -> Heredoc | None:
     return Heredoc(plain[0], "", quotes == raw_quotes, match.group(2) == "-", fd)
 
 
+def _must_heredoc(word: str) -> Heredoc | None:
+    """:func:`_heredoc_marker`, None where its delimiter cannot be lexed (Docker's ``Must``)."""
+    try:
+        return _heredoc_marker(word)
+    except DockerfileError:
+        return None
+
+
 def _heredoc_markers(line: str) -> list[Heredoc]:
     lexer = _Lexer(line, {}, "\\", raw_quotes=True, raw_escapes=True, skip_unset=True)
     try:
@@ -801,10 +809,6 @@ class _Scan:
     nodes: list[_Node]
     directives: _Directives
     warnings: list[str]
-
-
-def _is_comment(line: str) -> bool:
-    return line.rstrip("\r\n").lstrip(_SPACE).startswith("#")
 
 
 def _scan(text: str, *, directives: bool, first_line: int = 1, escape: str = "\\") -> _Scan:
@@ -1017,7 +1021,7 @@ def _check(node: _Node) -> list[tuple[str, str]]:
         _check_onbuild(node)
     elif kind in ("ADD", "COPY"):
         _require(
-            _heredoc_marker(node.args[-1]) is None,
+            _must_heredoc(node.args[-1]) is None,
             f"{kind} cannot accept a heredoc as a destination",
         )
     elif kind == "VOLUME":
@@ -1185,7 +1189,7 @@ def expand_arguments(
     copies = instruction.keyword in ("ADD", "COPY")
     with _at(instruction.line):
         return [
-            arg if copies and _heredoc_marker(arg) else expand(arg, env, escape=escape)
+            arg if copies and _must_heredoc(arg) else expand(arg, env, escape=escape)
             for arg in instruction.args
         ]
 
@@ -1198,7 +1202,7 @@ def sources_and_dest(
     sources: list[str | Heredoc] = []
     with _at(instruction.line):
         for arg in instruction.args[:-1]:
-            marker = _heredoc_marker(arg)
+            marker = _must_heredoc(arg)
             if marker is None:
                 sources.append(expand(arg, env, escape=escape))
                 continue
@@ -1217,7 +1221,7 @@ def run_script(instruction: Instruction) -> Heredoc | None:
     """
     if instruction.keyword != "RUN" or instruction.exec_form is not None:
         return None
-    if not instruction.heredocs or _heredoc_marker(instruction.arguments) is None:
+    if not instruction.heredocs or _must_heredoc(instruction.arguments) is None:
         return None
     first = instruction.heredocs[0]
     return first if first.content.startswith("#!") else None
@@ -1242,7 +1246,7 @@ def command_line(instruction: Instruction, shell: Sequence[str] = _DEFAULT_SHELL
         script = run_script(instruction)
         if script is not None:
             return [f"/dev/pipes/{script.name}"]
-        if _heredoc_marker(text) is not None:
+        if _must_heredoc(text) is not None:
             return [*shell, instruction.heredocs[0].content]
         text += "".join(f"\n{doc.content}{doc.name}" for doc in instruction.heredocs)
     return [*shell, text] if text else list(shell)
