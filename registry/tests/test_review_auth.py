@@ -6,9 +6,18 @@ from pathlib import Path
 
 import bcrypt
 import pytest
-from pydocker_registry.auth import AuthError, Htpasswd, HtpasswdAuthorizer, set_password
+from pydocker_registry.auth import (
+    AuthError,
+    Htpasswd,
+    HtpasswdAuthorizer,
+    generate_key,
+    set_password,
+)
+from pydocker_registry.config import RegistrySettings
+from pydocker_registry.server import build
+from pydocker_registry.testing import self_signed_certificate
 
-from .test_auth import Client, basic, guarded_app
+from .test_auth import Client, basic, bearer, guarded_app
 
 LONG = "p" * 72 + "-and-more"
 
@@ -35,3 +44,23 @@ async def test_passwords_over_72_bytes_are_401_not_500(
 def test_set_password_refuses_what_bcrypt_would_cut(tmp_path: Path) -> None:
     with pytest.raises(AuthError, match="72 bytes"):
         set_password(tmp_path / "htpasswd", "alice", LONG, rounds=4)
+
+
+async def test_the_built_in_token_servers_tokens_pass_beside_other_public_keys(
+    aiohttp_client: Client, tmp_path: Path
+) -> None:
+    # e.g. while moving from an outside token server: its key listed, ours serving /token
+    outside, _ = self_signed_certificate(tmp_path)
+    key = tmp_path / "token.key"
+    generate_key(key)
+    settings = RegistrySettings(
+        storage={"options": {"root": str(tmp_path / "data")}},
+        auth={"mode": "token", "token": {"private_key": str(key), "public_keys": [str(outside)]}},
+    )
+    parts = build(settings)
+    try:
+        client = await aiohttp_client(parts.app(settings))
+        token = (await (await client.get("/token")).json())["token"]
+        assert (await client.get("/v2/", headers=bearer(token))).status == 200
+    finally:
+        await parts.storage.close()

@@ -151,8 +151,8 @@ class TokenSettings(_Section):
     )
     public_keys: list[Path] = Field(
         default_factory=list,
-        description="PEM public keys or certificates that verify tokens; "
-        "empty: the private key's own",
+        description="PEM public keys or certificates that verify tokens, besides the "
+        "private key's own (which verifies when server is on, or when this is empty)",
     )
     server: bool = Field(True, description="serve GET/POST /token here (needs private_key)")
     expiration: int = Field(300, gt=0, description="seconds a token is valid")

@@ -128,8 +128,8 @@ def _authorizer(
     token = auth.token
     private = load_private_key(token.private_key) if token.private_key else None
     keys = [load_public_key(path) for path in token.public_keys]
-    if not keys and private is not None:
-        keys = [private.public_key()]
+    if private is not None and (token.server or not keys):
+        keys.append(private.public_key())  # what the built-in token server signs must pass
     if token.server and private is not None:
         issuer = TokenIssuer(
             private,
