@@ -818,3 +818,18 @@ def test_empty_continuation_warnings_show_the_joined_line() -> None:
     assert "RUN something     following     more" in warnings[0]
     assert "RUN another     thing" in warnings[1]
     assert "will become errors in a future release" in warnings[2]
+
+
+@pytest.mark.parametrize(
+    ("text", "args"),
+    [
+        # the parser keeps quotes and escapes; expansion removes them later
+        ("ENV a=\"b c\" d='e\\ f' g=h\\ i", ("a", '"b c"', "d", "'e\\ f'", "g", "h\\ i")),
+        ('ENV a="x\\"y"', ("a", '"x\\"y"')),
+        ('LABEL föo=bàr "âbc"="x ÿz"', ("föo", "bàr", '"âbc"', '"x ÿz"')),
+        ('ARG a="" b', ('a=""', "b")),
+        ("ENV a=b\\", ("a", "b")),  # a final escape continues the line, into the end here
+    ],
+)
+def test_key_value_words_as_parsed(text: str, args: tuple[str, ...]) -> None:
+    assert only(text).args == args

@@ -631,24 +631,16 @@ def _parse_words(text: str, escape: str) -> list[str]:
         if quote:
             if ch == quote:
                 quote = ""
-            elif ch == escape and quote != "'":
-                if pos == size:
-                    continue
-                word.append(ch)
-                ch = text[pos]
-                pos += 1
-            word.append(ch)
-            continue
-        if ch in _SPACE:
+        elif ch in _SPACE:
             if blank_ok or word:
                 words.append("".join(word))
             word, blank_ok, in_word = [], False, False
             continue
-        if ch in "'\"":
+        elif ch in "'\"":
             quote, blank_ok = ch, True
-        elif ch == escape:
+        if ch == escape and quote != "'":  # kept with the character it escapes
             if pos == size:
-                continue
+                continue  # an escape at the very end is dropped
             word.append(ch)
             ch = text[pos]
             pos += 1
