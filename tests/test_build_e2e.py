@@ -167,6 +167,9 @@ def test_the_image_config_and_history_are_as_docker_writes_them(
     assert lines[0] == '/bin/sh -c #(nop)  LABEL "built-by"="test"'  # --label: the last step
     assert '/bin/sh -c #(nop)  CMD ["echo $MODE"]' in lines
     assert "/bin/sh -c #(nop) WORKDIR /opt/app" in lines
+    ids = ok(env, "history", "-q", "meta:1").split()
+    assert "<missing>" not in ids  # each step is a local (intermediate) image
+    assert len(set(ids)) == len(ids)
     assert ok(env, "run", "--rm", "--user", "0", "meta:1").strip() == "prod"
     ok(env, "rmi", "meta:1")
 

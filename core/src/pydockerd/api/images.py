@@ -218,9 +218,15 @@ async def image_history(request: web.Request) -> web.Response:
             }
         )
     items.reverse()
-    if items:
-        items[0]["Id"] = image.id
-        items[0]["Tags"] = images.tags_of(image.id) or None
+    # newest first, each entry is its image's, then its parent's (a local build's steps), as
+    # moby fills them in; the rest stay <missing>
+    current: ImageRecord | None = image
+    for item in items:
+        if current is None:
+            break
+        item["Id"] = current.id
+        item["Tags"] = images.tags_of(current.id) or None
+        current = images.store.image(current.parent) if current.parent else None
     return json_response(items)
 
 
