@@ -281,9 +281,11 @@ def run(
     tty_stdout: bool = False,
     env: dict[str, str] | None = None,
     timeout: float = 60,
+    cwd: Path | None = None,
 ) -> Result:
-    """``pydocker -H <fake> args...`` in a subprocess; stdin and/or stdout on a pty. The
-    docker config directory is the fake's own (never the user's), unless ``env`` says."""
+    """``pydocker -H <fake> args...`` in a subprocess (in ``cwd``, if given); stdin and/or
+    stdout on a pty. The docker config directory is the fake's own (never the user's),
+    unless ``env`` says."""
     command = [sys.executable, "-m", "pydocker", "-H", fake.host, *args]
     config = str(fake.socket.parent / "docker-config")
     environment = {**os.environ, "DOCKER_CONFIG": config, **(env or {})}
@@ -295,6 +297,7 @@ def run(
             timeout=timeout,
             check=False,
             env=environment,
+            cwd=cwd,
         )
         return Result(done.returncode, done.stdout, done.stderr.decode())
     controller, terminal = pty.openpty()
@@ -307,6 +310,7 @@ def run(
             timeout=timeout,
             check=False,
             env=environment,
+            cwd=cwd,
         )
     finally:
         os.close(terminal)

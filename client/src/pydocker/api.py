@@ -331,11 +331,14 @@ class APIClient:
         params: QueryItems = None,
         *,
         content_type: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Iterator[Any]:
         """``POST`` ``body`` (an iterable of chunks, sent as it is read, chunked) to a
         versioned path whose reply is a stream of JSON values (``/images/load``,
-        ``/images/create?fromSrc=-``), and yield each value as it arrives."""
-        headers = {"Content-Type": content_type} if content_type else None
+        ``/images/create?fromSrc=-``, ``/build``), and yield each value as it arrives."""
+        headers = dict(headers or {})
+        if content_type:
+            headers["Content-Type"] = content_type
         with self._streaming(
             "POST",
             path,

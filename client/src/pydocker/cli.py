@@ -23,7 +23,16 @@ import click
 
 from pydocker import __version__
 from pydocker.api import parse_host, resolve_host
-from pydocker.commands import container, image, network, plugin, registry, system, volume
+from pydocker.commands import (
+    build,
+    container,
+    image,
+    network,
+    plugin,
+    registry,
+    system,
+    volume,
+)
 from pydocker.errors import PydockerError
 from pydocker.options import State
 
@@ -147,6 +156,7 @@ for _command in (
     *plugin.COMMANDS,
     *image.COMMANDS,
     *registry.COMMANDS,
+    *build.COMMANDS,
     *container.COMMANDS,
     *volume.COMMANDS,
     *network.COMMANDS,
@@ -154,3 +164,4 @@ for _command in (
     main.add_command(_command)
 image.image.add_command(registry.pull)
 image.image.add_command(registry.push)
+image.image.add_command(build.build)

@@ -129,7 +129,7 @@ def _run_helper(helper: str, action: str, data: str) -> str:
     :raises PydockerError: it cannot be run, or fails (with its output, as docker says it).
     """
     program = f"docker-credential-{helper}"
-    verb = {"get": "getting", "store": "storing", "erase": "erasing"}[action]
+    verb = {"get": "getting", "store": "storing", "erase": "erasing", "list": "listing"}[action]
     try:
         done = subprocess.run(
             [program, action], input=data, capture_output=True, text=True, check=False
@@ -234,6 +234,34 @@ class ConfigFile:
             identity_token=str(fields.get("identitytoken") or ""),
             registry_token=str(fields.get("registrytoken") or ""),
         )
+
+    def all_credentials(self) -> dict[str, AuthConfig]:
+        """docker's ``GetAllCredentials`` (what ``build`` sends in ``X-Registry-Config``):
+        the credentials of every registry the file knows, in ``auths``, in the
+        ``credsStore`` helper (its ``list``) and in ``credHelpers``, keyed as stored. A
+        registry whose helper fails is left out."""
+        keys = list(self.auths)
+        store = self.data.get("credsStore")
+        if isinstance(store, str) and store:
+            try:
+                listed = json.loads(_run_helper(store, "list", "") or "{}")
+            except (PydockerError, ValueError) as e:
+                log.debug("credentials store %s cannot list: %s", store, e)
+                listed = {}
+            keys += [str(key) for key in listed] if isinstance(listed, dict) else []
+        helpers = self.data.get("credHelpers")
+        keys += [str(key) for key in helpers] if isinstance(helpers, dict) else []
+        found: dict[str, AuthConfig] = {}
+        for key in dict.fromkeys(keys):
+            try:
+                auth = self.credentials(key)
+            except PydockerError as e:
+                log.debug("no credentials for %s: %s", key, e)
+                continue
+            found[key] = AuthConfig(
+                auth.username, auth.password, key, auth.identity_token, auth.registry_token
+            )
+        return found
 
     def store(self, auth: AuthConfig) -> None:
         """Keep ``auth`` for its ``server_address`` (in the helper, or in ``auths``) and
