@@ -113,7 +113,7 @@ def parse_timestamp_ns(raw: str | None, name: str) -> int | None:
         nanos = int(fraction[:9].ljust(9, "0")) if fraction else 0
         return int(seconds) * 1_000_000_000 + (-nanos if seconds.startswith("-") else nanos)
     if _DURATION.fullmatch(raw):  # a duration: that long before now
-        return time.time_ns() - parse_duration_ns(raw, name)
+        return time.time_ns() - parse_duration_ns(raw)
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:

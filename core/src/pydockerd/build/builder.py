@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
-import dataclasses
 import hashlib
 import json
 import re
@@ -164,11 +163,6 @@ class Builder:
         stages = list(dockerfile.stages)
         if options.target:
             stages = stages[: dockerfile.stage(options.target).index + 1]
-        if options.labels:  # --label: one more LABEL step at the end, as Docker's
-            pairs = " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in options.labels.items())
-            label = parse_instruction(f"LABEL {pairs}", 0, dockerfile.escape)
-            last = stages[-1]
-            stages[-1] = dataclasses.replace(last, instructions=(*last.instructions, label))
         run = _Run(self, context, dockerfile, options, report)
         image_id = await run.stages(stages)
         if not options.quiet:
@@ -221,6 +215,7 @@ class _Run:
         self.step = 0
         self.total = 0
         self.meta_args: dict[str, str | None] = {}
+        self.last_stage = 0
 
     def say(self, text: str) -> None:
         if not self.options.quiet:
@@ -230,10 +225,12 @@ class _Run:
 
     async def stages(self, stages: Sequence[Stage]) -> str:
         self.total = sum(1 + len(stage.instructions) for stage in stages)
+        self.total += 1 if self.options.labels else 0  # --label is a step of its own
         for instruction in self.dockerfile.meta_args:
             for key, default in key_values(instruction, self._arg_env(), escape=self.escape):
                 self.meta_args[key] = self._arg_value(key, default)
         image_id: str | None = None
+        self.last_stage = stages[-1].index
         for stage in stages:
             image_id = await self._stage(stage)
             self.finished[str(stage.index)] = image_id
@@ -254,7 +251,7 @@ class _Run:
         return default
 
     async def _stage(self, stage: Stage) -> str | None:
-        self._step(stage.from_instruction)
+        self._step(stage.from_instruction.original)
         base = expand(stage.base, self._arg_env(), escape=self.escape)
         state = await self._from(base, stage.platform)
         triggers = list(state.container_config.get("OnBuild") or [])
@@ -264,18 +261,33 @@ class _Run:
                 f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}\n"
             )
             for text in triggers:
-                trigger = parse_instruction(text, stage.from_instruction.line, self.escape)
-                await self._dispatch(state, trigger, announce=False)
+                # triggers are read with the default escape, whatever this file's is
+                trigger = parse_instruction(text, stage.from_instruction.line)
+                await self._dispatch(state, trigger)
         if state.image_id is not None:
             self.say(f" ---> {short_id(state.image_id)}\n")
         for instruction in stage.instructions:
-            self._step(instruction)
+            self._step(instruction.original)
             await self._dispatch(state, instruction)
+        if self.options.labels and stage.index == self.last_stage:
+            await self._labels(state, self.options.labels)
         return state.image_id
 
-    def _step(self, instruction: Instruction) -> None:
+    def _step(self, text: str) -> None:
         self.step += 1
-        self.say(f"Step {self.step}/{self.total} : {instruction.original}\n")
+        self.say(f"Step {self.step}/{self.total} : {text}\n")
+
+    async def _labels(self, state: _Stage, labels: Mapping[str, str]) -> None:
+        """``--label``: a LABEL step after the last stage's, its values taken as given (not
+        parsed or expanded, as Docker adds them)."""
+        text = "LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in labels.items())
+        self._step(text)
+        config = state.container_config
+        config["Labels"] = {**(config.get("Labels") or {}), **labels}
+        description = f"#(nop)  {text}"
+        key = self._cache_key(state, ["LABEL", description])
+        if not self._cached(state, key):
+            await self._record(state, key, description, None)
 
     async def _from(self, base: str, platform: str | None) -> _Stage:
         if base.lower() == "scratch":
@@ -407,7 +419,7 @@ class _Run:
                 raise InvalidParameter("SHELL requires the arguments to be in JSON form")
             config["Shell"] = list(instruction.exec_form)
         elif keyword == "ONBUILD":
-            trigger = instruction.arguments.strip()
+            trigger = instruction.trigger  # with its heredoc bodies, to be parsed again
             first = trigger.split(None, 1)[0].upper() if trigger else ""
             if first in ("ONBUILD", "FROM", "MAINTAINER"):
                 raise InvalidParameter(f"{first} isn't allowed as an ONBUILD trigger")

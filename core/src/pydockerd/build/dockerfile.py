@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from pydockerd.durations import parse_duration_ns
 from pydockerd.errors import InvalidParameter
 
 __all__ = [
@@ -1247,48 +1248,12 @@ def command_line(instruction: Instruction, shell: Sequence[str] = _DEFAULT_SHELL
 # --------------------------------------------------------------------------------------
 # HEALTHCHECK.
 
-_DURATION_UNITS = {
-    "ns": 1,
-    "us": 1_000,
-    "\u00b5s": 1_000,
-    "\u03bcs": 1_000,
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60_000_000_000,
-    "h": 3_600_000_000_000,
-}
-_DURATION_PART = re.compile(r"([0-9]*)(\.[0-9]*)?([^0-9.]*)")
-
-
 def _go_duration(text: str) -> int:
-    """Go's ``time.ParseDuration`` in nanoseconds (``1m30s``, ``1.5h``, ``300ms``)."""
-    invalid = DockerfileError(f"time: invalid duration {_quote(text)}")
-    rest = text
-    negative = rest[:1] == "-"
-    if rest[:1] in ("-", "+"):
-        rest = rest[1:]
-    if rest == "0":
-        return 0
-    if not rest:
-        raise invalid
-    total = 0
-    while rest:
-        match = _DURATION_PART.match(rest)
-        assert match is not None
-        whole, fraction, unit = match.group(1), match.group(2) or "", match.group(3)
-        if not whole and len(fraction) <= 1:
-            raise invalid
-        if not unit:
-            raise DockerfileError(f"time: missing unit in duration {_quote(text)}")
-        scale = _DURATION_UNITS.get(unit)
-        if scale is None:
-            raise DockerfileError(f"time: unknown unit {_quote(unit)} in duration {_quote(text)}")
-        digits = fraction[1:]
-        total += int(whole or "0") * scale
-        if digits:
-            total += int(digits) * scale // 10 ** len(digits)
-        rest = rest[match.end() :]
-    return -total if negative else total
+    """Go's ``time.ParseDuration`` in nanoseconds, its errors as this file's."""
+    try:
+        return parse_duration_ns(text)
+    except InvalidParameter as e:
+        raise DockerfileError(e.message) from None
 
 
 def _interval(instruction: Instruction, name: str) -> int:
