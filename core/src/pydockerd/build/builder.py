@@ -337,9 +337,7 @@ class _Run:
 
     # -- instructions ------------------------------------------------------------------------
 
-    async def _dispatch(
-        self, state: _Stage, instruction: Instruction, announce: bool = True
-    ) -> None:
+    async def _dispatch(self, state: _Stage, instruction: Instruction) -> None:
         keyword = instruction.keyword
         if keyword == "RUN":
             await self._run(state, instruction)
