@@ -376,3 +376,25 @@ def test_build_errors_are_docker_errors(env: dict[str, str], tmp_path: Path) -> 
     assert target.returncode == 1
     assert "nope" in target.stderr, target.stderr
     assert build(env, "-f", "Nope.dockerfile", str(context)).returncode == 1
+
+
+def test_a_missing_base_image_is_pulled_with_the_credentials_sent(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    from pydockerd.testing.registries import reference_registry
+
+    with reference_registry() as registry:
+        base = f"{registry.host}/base/busybox:v1"
+        ok(env, "tag", "busybox", base)
+        ok(env, "push", base)
+        ok(env, "rmi", base)
+        context = tmp_path / "pull"
+        context.mkdir()
+        (context / "Dockerfile").write_text(
+            f'FROM {base} AS First\nRUN echo pulled > /p\nFROM first\nCMD ["cat", "/p"]\n'
+        )
+        result = build(env, "-t", "pulled:1", str(context))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"Status: Downloaded newer image for {base}" in result.stdout
+        assert ok(env, "run", "--rm", "pulled:1") == "pulled\n"
+        ok(env, "rmi", "pulled:1", base)

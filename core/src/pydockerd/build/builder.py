@@ -187,6 +187,10 @@ class Builder:
         return image_id
 
 
+def _ignore(message: dict[str, Any]) -> None:
+    """A report that shows nothing (``-q``)."""
+
+
 def _missing(image_id: str) -> ImageRecord:
     raise NotFound(f"No such image: {image_id}")
 
@@ -299,8 +303,8 @@ class _Run:
                 "history": [],
             }
             return _Stage(None, config, dict(self.meta_args))
-        if base in self.finished:
-            image_id = self.finished[base]
+        if base.lower() in self.finished:  # stage names are not case-sensitive
+            image_id = self.finished[base.lower()]
             if image_id is None:
                 return await self._from("scratch", platform)
         else:
@@ -326,7 +330,8 @@ class _Run:
         ref = parse_reference(name)
         credentials = self.options.credentials.get(ref.domain) or RegistryCredentials()
         try:
-            image_id = await transfers.pull(ref, credentials, self._report, platform=platform or "")
+            progress = self._report if not self.options.quiet else _ignore
+            image_id = await transfers.pull(ref, credentials, progress, platform=platform or "")
         except PydockerdError:
             if local is not None:
                 return local
@@ -649,8 +654,8 @@ class _Run:
             yield self.context
             return
         source = expand(source, self._arg_env(), escape=self.escape)
-        if source in self.finished:
-            image_id = self.finished[source]
+        if source.lower() in self.finished:
+            image_id = self.finished[source.lower()]
         else:
             image_id = (await self._base_image(source, None)).id
         if image_id is None:  # an empty scratch stage
