@@ -290,17 +290,24 @@ def _absolute(path: str) -> str:
     return os.path.normpath(Path(path).absolute())
 
 
+def _eval_symlinks(path: str, what: str) -> str:
+    """Go's ``filepath.EvalSymlinks`` of an absolute path.
+
+    :raises ContextError: it does not exist, with docker's words for ``what``.
+    """
+    try:
+        return str(Path(path).resolve(strict=True))
+    except OSError as e:
+        raise ContextError(
+            f"unable to evaluate symlinks in {what} path: lstat {path}: "
+            f"{(e.strerror or str(e)).lower()}"
+        ) from None
+
+
 def _resolve_directory(given: str) -> str:
     """docker's ``ResolveAndValidateContextPath``: absolute, symlinks followed, a
     directory."""
-    absolute = _absolute(given)
-    try:
-        resolved = str(Path(absolute).resolve(strict=True))
-    except OSError as e:
-        raise ContextError(
-            f"unable to evaluate symlinks in context path: lstat {absolute}: "
-            f"{(e.strerror or str(e)).lower()}"
-        ) from None
+    resolved = _eval_symlinks(_absolute(given), "context")
     if not Path(resolved).is_dir():
         raise ContextError(f"context must be a directory: {resolved}")
     return resolved
@@ -317,14 +324,7 @@ def _dockerfile_path(context: str, given: str) -> str:
         lower = f"{context}/{DEFAULT_DOCKERFILE.lower()}"
         if not os.path.lexists(candidate) and os.path.lexists(lower):
             candidate = lower
-    try:
-        resolved = str(Path(candidate).resolve(strict=True))
-    except OSError as e:
-        raise ContextError(
-            f"unable to evaluate symlinks in Dockerfile path: lstat {candidate}: "
-            f"{(e.strerror or str(e)).lower()}"
-        ) from None
-    return os.path.relpath(resolved, context)
+    return os.path.relpath(_eval_symlinks(candidate, "Dockerfile"), context)
 
 
 def _read_ignore(context: str) -> list[str]:

@@ -10,7 +10,7 @@ or a small protocol, so a transport never touches the daemon's stores directly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
@@ -189,19 +189,27 @@ class PartialBlob(Protocol):
     What was kept of an earlier, interrupted download of the same digest is still there:
     :attr:`offset` says how many bytes, so the transport can resume with ``Range``. Nothing is
     visible under the digest until :meth:`commit` checked it.
+
+    Hashing and writing happen off the event loop (the daemon's sink does them in a thread
+    of the download's own, in order): :meth:`write` queues a piece and returns at once with
+    an awaitable; :meth:`restart` is ordered after the writes before it and before those
+    after it.
     """
 
     @property
     def offset(self) -> int:
-        """Bytes already written (kept from an interrupted download, plus this one's)."""
+        """Bytes given to :meth:`write` (kept from an interrupted download, plus this
+        one's), whether or not the writer has caught up."""
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes) -> Awaitable[None]:
+        """Append ``data``; await the result to hear of a failure and to keep the queue of
+        unwritten pieces short."""
 
     def restart(self) -> None:
         """Throw away what is written (the server ignored ``Range``, or a retry starts over)."""
 
-    def commit(self) -> None:
-        """Verify the digest and size and make the blob visible.
+    async def commit(self) -> None:
+        """Verify the digest and size and make the blob visible (off the event loop).
 
         :raises pydockerd.errors.InvalidParameter: the content does not match; the partial
             data is discarded, so a retry starts from zero.

@@ -16,6 +16,7 @@ import binascii
 import gzip
 import ipaddress
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -468,16 +469,26 @@ class Transfers:
         self, image: ImageRecord, layers: Sequence[LayerRecord]
     ) -> ManifestBlob:
         content = self.images.content
-        descriptors: list[dict[str, Any]] = []
+        # each layer in a thread, several at once (zlib and hashlib release the GIL)
+        slots = asyncio.Semaphore(os.cpu_count() or 1)
+        once: dict[str | None, asyncio.Task[str]] = {}  # a blob two layers share: once
+
+        async def compressed(layer: LayerRecord) -> str:
+            async with slots:
+                return await self._compressed_blob(layer)
+
         for layer in layers:
-            blob = await self._compressed_blob(layer)
-            descriptors.append(
-                {
-                    "mediaType": MEDIA_TYPES.DOCKER_LAYER_GZIP,
-                    "size": content.size(blob),
-                    "digest": blob,
-                }
-            )
+            if layer.blob not in once:
+                once[layer.blob] = asyncio.ensure_future(compressed(layer))
+        try:
+            blobs = await asyncio.gather(*(once[layer.blob] for layer in layers))
+        finally:
+            for task in once.values():
+                task.cancel()  # one failed: the others stop waiting for a slot
+        descriptors = [
+            {"mediaType": MEDIA_TYPES.DOCKER_LAYER_GZIP, "size": content.size(blob), "digest": blob}
+            for blob in blobs
+        ]
         manifest = {
             "schemaVersion": 2,
             "mediaType": MEDIA_TYPES.DOCKER_MANIFEST,

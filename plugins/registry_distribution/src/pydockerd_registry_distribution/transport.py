@@ -434,7 +434,7 @@ class DistributionTransport(RegistryTransport):
                     await self._fetch_into(session, repository, layer, partial, progress)
                     progress(Progress(pid, "Verifying Checksum"))
                     try:
-                        await asyncio.to_thread(partial.commit)
+                        await partial.commit()
                     except InvalidParameter:
                         if resumed and tries == 1:
                             continue  # what an earlier pull left may be what was wrong
@@ -506,8 +506,9 @@ class DistributionTransport(RegistryTransport):
         layer: Descriptor,
         report: _Throttle,
     ) -> None:
-        """The body into ``partial`` in pieces of about 1 MiB; what arrived before an error
-        is written, so a retry resumes after it."""
+        """The body into ``partial`` in pieces of about 1 MiB, each hashed and written off
+        the loop while the next arrives; what arrived before an error is written too, so a
+        retry resumes after it."""
         buffer = bytearray()
         try:
             async for chunk in resp.content.iter_chunked(CHUNK):
@@ -518,12 +519,13 @@ class DistributionTransport(RegistryTransport):
                         f"(the registry sent more than {layer.size} bytes)"
                     )
                 if len(buffer) >= CHUNK:
-                    partial.write(bytes(buffer))
-                    buffer.clear()
+                    piece = bytes(buffer)
+                    buffer.clear()  # handed over before the await: never written twice
+                    await partial.write(piece)
                     report(partial.offset)
         finally:
             if buffer and partial.offset + len(buffer) <= layer.size:
-                partial.write(bytes(buffer))
+                partial.write(bytes(buffer))  # queued after the others, written at close
 
     # ----------------------------------------------------------------------------------
     # Tags
@@ -683,7 +685,10 @@ class DistributionTransport(RegistryTransport):
                 async def pieces() -> AsyncIterator[bytes]:
                     position = start
                     while position < end:
-                        data = os.pread(fd, min(CHUNK, end - position), position)
+                        # off the loop: a blob that is not in the page cache reads slowly
+                        data = await asyncio.to_thread(
+                            os.pread, fd, min(CHUNK, end - position), position
+                        )
                         if not data:
                             raise InvalidParameter(f"{descriptor.digest} is short")
                         position += len(data)
