@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import json
+import os
+import threading
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,6 +19,8 @@ from aiohttp.test_utils import TestClient
 from pydockerd.api.responses import error_response, progress_stream
 from pydockerd.distribution import RegistryCredentials, RegistryEndpoint
 from pydockerd.errors import InvalidParameter, NotFound, PydockerdError, status_for
+from pydockerd.images.content import ContentStore, sha256_digest
+from pydockerd.images.store import ImageRecord, LayerRecord
 from pydockerd.images.transfer import (
     HUB_ENDPOINT,
     Transfers,
@@ -224,3 +231,45 @@ def test_info_lists_insecure_registries_and_mirrors() -> None:
         "Secure": False,
         "Official": False,
     }
+
+
+async def test_layers_are_gzipped_for_a_push_several_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push of a loaded image (uncompressed layers) gzipped them one after the other, on
+    one core; each is compressed in a thread of its own now, at most one a CPU."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    content = ContentStore(tmp_path / "content")
+    tars = [bytes([n]) * 300_000 for n in range(3)]
+    layers = [
+        LayerRecord(
+            f"sha256:{n:064}", sha256_digest(tar), None, str(n), len(tar), content.write(tar)
+        )
+        for n, tar in enumerate(tars)
+    ]
+    config = content.write(b"{}")
+    image = ImageRecord(config, layers[-1].chain_id, None, None, 0, 0.0, None)
+    stored: dict[str, str] = {}
+    images = SimpleNamespace(
+        content=content,
+        store=SimpleNamespace(
+            set_layer_blob=stored.__setitem__,
+            set_manifest=lambda image_id, digest: None,
+        ),
+    )
+    transfers = Transfers.__new__(Transfers)
+    transfers.images = images  # type: ignore[assignment]
+    together = threading.Barrier(2, timeout=10)  # one at a time never gets past it
+    real = Transfers._gzip_blob
+
+    def gzip_blob(self: Transfers, digest: str) -> str:
+        if digest != layers[2].blob:
+            together.wait()
+        return real(self, digest)
+
+    monkeypatch.setattr(Transfers, "_gzip_blob", gzip_blob)
+    manifest = await transfers._make_manifest(image, layers)
+    described = json.loads(manifest.data)["layers"]
+    assert [stored[layer.chain_id] for layer in layers] == [d["digest"] for d in described]
+    for tar, descriptor in zip(tars, described, strict=True):
+        assert gzip.decompress(content.read(descriptor["digest"])) == tar

@@ -220,7 +220,7 @@ async def test_resume_from_a_partial_left_by_an_earlier_pull(
     from pydockerd.plugin import Descriptor
 
     with sink.partial(Descriptor.from_json(descriptor)) as partial:
-        partial.write(image.layers[0][:700_000])  # a pull that was killed
+        await partial.write(image.layers[0][:700_000])  # a pull that was killed
     log = ProgressLog()
     await pull_into(transport, remote_repository(registry, "pull/kept"), "v1", sink, progress=log)
     assert sink.store.read(layer) == image.layers[0]
