@@ -21,8 +21,10 @@ from pydockerd.testing.registries import (
     cutting_proxy,
     free_port,
     pull_into,
+    push_blob,
     push_image,
     push_index,
+    push_manifest,
     random_image,
     reference_registry,
     remote_repository,
@@ -241,6 +243,47 @@ async def test_tampered_blob_is_refused(
     assert not sink.has(bad)
     # the bad bytes are gone; the other layer's download, cut short, is kept for a resume
     assert bad.removeprefix("sha256:") not in [p.name for p in sink.store.partials.iterdir()]
+
+
+@pytest.mark.parametrize("lie", [+1000, -1000], ids=["larger", "smaller"])
+async def test_a_layer_size_that_lies_fails_at_once(
+    registry: ReferenceRegistry, transport: DistributionTransport, sink: ContentBlobSink, lie: int
+) -> None:
+    """A manifest by tag whose layer size is not the blob's: the pull was retried
+    max_download_attempts times, each one downloading the whole blob again (Range past its
+    end: 416, start over), and ended as "the registry sent a short body" (503)."""
+    image = random_image(1, 300_000)
+    parsed = json.loads(image.manifest)
+    parsed["layers"][0]["size"] += lie
+    manifest = json.dumps(parsed).encode()
+    for data in image.blobs().values():
+        push_blob(registry.url, "pull/liar", data)
+    push_manifest(registry.url, "pull/liar", "v1", manifest, media_type=image.media_type)
+    with pytest.raises(InvalidParameter) as caught:
+        await pull_into(transport, remote_repository(registry, "pull/liar"), "v1", sink)
+    (layer,) = image.layer_digests
+    assert str(caught.value) == (
+        f"filesystem layer verification failed for digest {layer} (the registry has "
+        f"{len(image.layers[0])} bytes, the manifest says {len(image.layers[0]) + lie})"
+    )
+    assert not sink.has(layer)
+
+
+async def test_a_config_larger_than_its_blob_is_refused(
+    registry: ReferenceRegistry, transport: DistributionTransport, sink: ContentBlobSink
+) -> None:
+    """The config's digest was checked, its size not: a manifest saying it is larger than
+    it is passed."""
+    image = random_image(1)
+    parsed = json.loads(image.manifest)
+    parsed["config"]["size"] += 10
+    manifest = json.dumps(parsed).encode()
+    for data in image.blobs().values():
+        push_blob(registry.url, "pull/config-liar", data)
+    push_manifest(registry.url, "pull/config-liar", "v1", manifest, media_type=image.media_type)
+    with pytest.raises(InvalidParameter, match="blob verification failed"):
+        await pull_into(transport, remote_repository(registry, "pull/config-liar"), "v1", sink)
+    assert not sink.has(image.config_digest)
 
 
 async def test_unreachable_registry(

@@ -135,6 +135,17 @@ async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     return bytes(data)
 
 
+def _blob_length(resp: aiohttp.ClientResponse) -> int | None:
+    """The whole blob's length as a blob ``GET`` answers it: a 200's ``Content-Length``, the
+    ``/<length>`` of a 206's or 416's ``Content-Range``; None when it does not say."""
+    if resp.status == 200:
+        return resp.content_length
+    if resp.status in (206, 416):
+        total = resp.headers.get("Content-Range", "").rpartition("/")[2].strip()
+        return int(total) if total.isdigit() else None
+    return None
+
+
 class _UploadLost(Exception):
     """An upload session broke and cannot be resumed; a new one starts from zero."""
 
@@ -379,7 +390,8 @@ class DistributionTransport(RegistryTransport):
                     raise session.unreachable(e) from e
                 await asyncio.sleep(session.delay(attempt))
                 continue
-            if "sha256:" + hashlib.sha256(data).hexdigest() != descriptor.digest:
+            actual = "sha256:" + hashlib.sha256(data).hexdigest()
+            if actual != descriptor.digest or len(data) != descriptor.size:
                 raise InvalidParameter(f"blob verification failed for {descriptor.digest}")
             return data
         raise AssertionError("unreachable")
@@ -463,6 +475,13 @@ class DistributionTransport(RegistryTransport):
             headers = {"Range": f"bytes={partial.offset}-"} if partial.offset else {}
             try:
                 async with session.request("GET", url, headers=headers) as resp:
+                    length = _blob_length(resp)
+                    if length is not None and length != layer.size:
+                        partial.restart()  # no retry can make it the manifest's blob
+                        raise InvalidParameter(
+                            f"filesystem layer verification failed for digest {layer.digest} "
+                            f"(the registry has {length} bytes, the manifest says {layer.size})"
+                        )
                     if resp.status == 206 and not resp.headers.get("Content-Range", "").startswith(
                         f"bytes {partial.offset}-"
                     ):
