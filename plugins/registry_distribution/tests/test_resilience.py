@@ -33,6 +33,8 @@ class Front:
     url: str
     failures: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
     """Path suffix → answers to give (in order) before passing requests on."""
+    bodies: dict[int, bytes] = field(default_factory=dict)
+    """The body of each status those answers have (none when not here)."""
     redirect_blobs: bool = False
     seen: list[tuple[str, str, str | None]] = field(default_factory=list)
     """(origin, path, Authorization) of every request."""
@@ -59,7 +61,10 @@ async def front(registry: ReferenceRegistry) -> AsyncIterator[Front]:
         for suffix, answers in state.failures.items():
             if request.path.endswith(suffix) and answers:
                 status, headers = answers.pop(0)
-                return web.Response(status=status, headers=headers)
+                body = state.bodies.get(status)
+                if body is not None:
+                    headers = {**headers, "Content-Type": "application/json"}
+                return web.Response(status=status, headers=headers, body=body)
         if state.redirect_blobs and "/blobs/sha256:" in request.path:
             digest = request.path.rpartition("/")[2]
             location = f"http://127.0.0.1:{storage_port}/data/{digest}?signature=x"
@@ -130,6 +135,54 @@ async def test_retries_end(
     finally:
         await transport.close()
     assert len(front.failures["/manifests/v1"]) == 10 - transport.config.max_download_attempts
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "text"),
+    [
+        (
+            429,
+            b'{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull '
+            b'rate limit."}]}',
+            "toomanyrequests: You have reached your pull rate limit.",
+        ),
+        (500, b'{"errors":[{"code":"UNKNOWN","message":"boom"}]}', "unknown: boom"),
+        (503, None, "received unexpected HTTP status: 503 Service Unavailable"),
+    ],
+    ids=["429-coded", "500-coded", "503-bare"],
+)
+async def test_an_error_answer_that_persists_says_what_docker_says(
+    registry: ReferenceRegistry,
+    front: Front,
+    transport: DistributionTransport,
+    sink: ContentBlobSink,
+    status: int,
+    body: bytes | None,
+    text: str,
+) -> None:
+    """Docker prints a registry's coded error as it is ("toomanyrequests: You have reached
+    your pull rate limit."); Go's "received unexpected HTTP status: <status>" is for an
+    answer without one. Every 5xx and 429 had that prefix before its code, and a layer's
+    lost the "error pulling layer" context."""
+    image = random_image(1)
+    push_image(registry.url, "flaky/coded", "v1", image)
+    front.failures["/manifests/v1"] = [(status, {"Retry-After": "0"})] * 10
+    front.failures[f"/blobs/{image.layer_digests[0]}"] = [(status, {"Retry-After": "0"})] * 10
+    if body is not None:
+        front.bodies[status] = body
+    repository = remote_repository(front.url, "flaky/coded", CREDS)
+    try:
+        with pytest.raises(Unavailable) as manifest:
+            await pull_into(transport, repository, "v1", sink)
+        front.failures["/manifests/v1"].clear()
+        with pytest.raises(Unavailable) as layer:
+            await pull_into(transport, repository, "v1", sink)
+    finally:
+        await transport.close()
+    assert str(manifest.value) == text
+    assert str(layer.value) == (
+        f"error pulling layer {image.layer_digests[0]} of {front.url[7:]}/flaky/coded: {text}"
+    )
 
 
 async def test_credentials_stay_with_the_registry_after_a_redirect(

@@ -95,7 +95,10 @@ class RegistryError:
             pass
         if not texts:
             reason = {401: "unauthorized: authentication required", 404: "not found"}
-            texts.append(reason.get(resp.status) or f"{resp.status} {resp.reason or ''}".strip())
+            status = f"{resp.status} {resp.reason or ''}".strip()
+            if resp.status == 429 or resp.status >= 500:  # Go's UnexpectedHTTPStatusError
+                status = f"received unexpected HTTP status: {status}"
+            texts.append(reason.get(resp.status) or status)
         return cls(resp.status, frozenset(codes), "; ".join(t.rstrip(": ") for t in texts))
 
     @property
@@ -122,7 +125,7 @@ class RegistryError:
         if self.not_found:
             return NotFound(text)
         if self.status == 429 or self.status >= 500:
-            return Unavailable(f"received unexpected HTTP status: {self.cause}")
+            return Unavailable(text)
         return InvalidParameter(text)
 
 
