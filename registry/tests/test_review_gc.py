@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 
-from pydocker_registry.gc import collect_garbage
+from pydocker_registry.gc import UPLOAD_MAX_AGE, collect_garbage
 from pydocker_registry.storage import FilesystemStorage
 
 from .conftest import Registry, descriptor
-from .test_gc import age
+from .test_gc import HOUR, age
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 NONDISTRIBUTABLE = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
@@ -46,9 +48,11 @@ async def test_what_a_kill_left_half_written_or_half_deleted_is_removed(
     doomed = storage.root / "uploads/.tmp-fedcba9876543210-0b5e3f"
     doomed.mkdir(parents=True)
     (doomed / "data").write_bytes(b"x" * 100_000)
-    age(storage)
+    age(storage, 2 * UPLOAD_MAX_AGE)
     fresh = storage.root / "repositories/repo/.tmp-00000000000000ff-being-written"
     fresh.write_bytes(b"")
+    slow = time.time() - 2 * HOUR  # a put still syncing: older than the grace period
+    os.utime(fresh, (slow, slow))
     report = await collect_garbage(storage, dry_run=True)
     assert half_put.exists()
     report = await collect_garbage(storage)
@@ -58,6 +62,6 @@ async def test_what_a_kill_left_half_written_or_half_deleted_is_removed(
     ]
     assert not half_put.exists()
     assert not doomed.exists()
-    assert fresh.exists()  # young: a put in progress
+    assert fresh.exists()  # younger than a day: maybe a put in progress
     r = await registry.get("/v2/repo/manifests/v1")
     assert r.status == 200

@@ -51,7 +51,8 @@ CLOCK_SLACK = 2.0
 kernel's coarse clock (a jiffy behind ``time.time()``), and an object store's from its own."""
 
 UPLOAD_MAX_AGE = 24 * 3600.0
-"""Upload sessions idle longer than this (or than the grace period, if longer) are removed."""
+"""Upload sessions idle longer than this (or than the grace period, if longer) are removed,
+and storage temporaries (:meth:`~.storage.StorageBackend.remove_temporaries`) as old."""
 
 
 @dataclass
@@ -100,8 +101,10 @@ async def collect_garbage(
             report.kept_blobs.append(digest)
     if not dry_run:
         await _unlink_removed(store, repositories, set(report.removed_blobs))
-    await _remove_stale_uploads(store, started - max(grace_seconds, UPLOAD_MAX_AGE), report)
-    report.removed_temporaries = await storage.remove_temporaries(cutoff, dry_run=dry_run)
+    idle = started - max(grace_seconds, UPLOAD_MAX_AGE)
+    await _remove_stale_uploads(store, idle, report)
+    # Not the blobs' cutoff: a put in progress (slow fsync) may be older than a short grace.
+    report.removed_temporaries = await storage.remove_temporaries(idle, dry_run=dry_run)
     logger.info(
         "gc{}: removed {} blobs ({} bytes), {} manifests, {} uploads, {} temporaries; "
         "kept {} blobs",
