@@ -5,13 +5,16 @@ builder format; and the ``.dockerignore`` matcher against moby's documented beha
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
+import http.server
 import io
 import json
 import os
 import re
 import sys
 import tarfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -572,6 +575,12 @@ def test_terminal_output(daemon: FakeDaemon, context: Path) -> None:
     assert "Sending build context to Docker daemon" in text
     assert "\x1b[2m ---> done in " in text  # dim on a terminal
     assert "Successfully tagged app:latest" in text
+    plain = Terminal(
+        [sys.executable, "-m", "pydocker", "-H", daemon.host, "build", str(context)],
+        env={"DOCKER_CONFIG": str(daemon.socket.parent / "cfg"), "NO_COLOR": "1"},
+    )
+    assert plain.wait() == 0
+    assert "\x1b[2m" not in plain.output.decode()
 
 
 # -- builder prune ----------------------------------------------------------------------
@@ -649,3 +658,33 @@ def test_system_df_build_cache(daemon: FakeDaemon) -> None:
     result = run(daemon, "system", "df")
     assert result.status == 0, result.stderr
     assert result.out.splitlines()[-1] == "Build Cache     3         1         2.5MB     500kB"
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[str]:
+    """A static web server on 127.0.0.1 serving ``tmp_path/www``."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+def test_url_context(daemon: FakeDaemon, web: str, tmp_path: Path) -> None:
+    (tmp_path / "www" / "Dockerfile").write_text("FROM busybox\n")
+    result, request = build(daemon, f"{web}/Dockerfile")
+    assert result.status == 0, result.stderr
+    assert request is not None
+    assert content(request, "Dockerfile") == b"FROM busybox\n"
+    missing, _ = build(daemon, f"{web}/nothing")
+    assert missing.status == 1
+    assert missing.stderr.startswith(
+        f"unable to prepare context: unable to download remote context {web}/nothing: "
+        f"failed to GET {web}/nothing with status 404"
+    )

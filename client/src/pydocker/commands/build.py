@@ -197,7 +197,7 @@ class StepTimer:
         self.durations: list[tuple[str, float]] = []
         self._step: tuple[str, float] | None = None
         self._start: float | None = None
-        self._dim = is_terminal(out)
+        self._dim = is_terminal(out) and not os.environ.get("NO_COLOR")
 
     def _say(self, text: str) -> None:
         self.out.write(f"{_DIM}{text}{_RESET}\n" if self._dim else f"{text}\n")
