@@ -119,6 +119,16 @@ def test_clean_partials_drops_old_and_finished_ones(sink: ContentBlobSink) -> No
     assert [p.name for p in store.partials.iterdir()] == [fresh.name]
 
 
+def test_clean_partials_drops_private_ones(sink: ContentBlobSink) -> None:
+    """A second download of a blob at the same time writes <hex>.<random>, which no pull
+    ever resumes; one a killed daemon left stayed for a day (a whole layer's worth)."""
+    store = sink.store
+    private = store.partials / (("c" * 64) + ".1a2b3c4d")
+    private.write_bytes(b"half a layer")
+    assert store.clean_partials() == [private.name]
+    assert list(store.partials.iterdir()) == []
+
+
 async def test_hashing_and_writing_stay_off_the_event_loop(
     sink: ContentBlobSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -167,15 +167,18 @@ class ContentStore:
 
     def clean_partials(self, max_age: float = 86400.0) -> list[str]:
         """Delete the partial downloads not written to for ``max_age`` seconds (a day by
-        default; called at start-up), and those whose blob is stored by now; their names."""
+        default; called at start-up), those whose blob is stored by now, and the private ones
+        (``<hex>.<random>``: a second download of a blob at the same time, never resumed);
+        their names."""
         cutoff = time.time() - max_age
         dropped = []
         for path in self.partials.iterdir():
             try:
                 stale = path.stat().st_mtime < cutoff
-                digest = "sha256:" + path.name.partition(".")[0]
+                hex_, private, _ = path.name.partition(".")
+                digest = "sha256:" + hex_
                 done = _DIGEST.fullmatch(digest) is not None and self.has(digest)
-                if stale or done:
+                if stale or done or private:
                     path.unlink()
                     dropped.append(path.name)
             except FileNotFoundError:
