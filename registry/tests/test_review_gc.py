@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
+from pathlib import Path
+from typing import Any
 
+import pytest
+from pydocker_registry import gc
+from pydocker_registry.app import make_app
 from pydocker_registry.gc import UPLOAD_MAX_AGE, collect_garbage
 from pydocker_registry.storage import FilesystemStorage
 
-from .conftest import Registry, descriptor
-from .test_gc import HOUR, age
+from .conftest import Registry, descriptor, digest_of
+from .test_gc import HOUR, age, manifest_for
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 NONDISTRIBUTABLE = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
@@ -65,3 +71,36 @@ async def test_what_a_kill_left_half_written_or_half_deleted_is_removed(
     assert fresh.exists()  # younger than a day: maybe a put in progress
     r = await registry.get("/v2/repo/manifests/v1")
     assert r.status == 200
+
+
+class _SlowManifestWrites(FilesystemStorage):
+    """A store where writing a manifest is slow, and a collection with no grace period
+    runs while it is under way: the race of a PUT whose blob checks are past a collector's
+    cutoff before its manifest shows (many layers, a loaded disk, grace_seconds = 0)."""
+
+    collected: list[str]
+
+    async def put(self, key: str, data: bytes) -> None:
+        if "/_manifests/revisions/" in key:
+            await asyncio.sleep(0.2)
+            report = await collect_garbage(FilesystemStorage(self.root), grace_seconds=0)
+            self.collected = report.removed_blobs
+        await super().put(key, data)
+
+
+async def test_a_manifest_put_racing_a_collector_never_stores_it_with_a_blob_gone(
+    aiohttp_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gc, "CLOCK_SLACK", 0.05)
+    storage = _SlowManifestWrites(tmp_path / "store")
+    registry = Registry(await aiohttp_client(make_app(storage)))
+    config = await registry.push_blob("repo", b"{}")
+    layer = await registry.push_blob("repo", b"layer")
+    r = await registry.try_manifest("repo", "t", manifest_for(b"{}", [b"layer"]))
+    assert storage.collected == sorted([config, layer])  # swept while the manifest was written
+    assert r.status == 400  # was 201, with both blobs gone
+    assert {e["code"] for e in (await r.json())["errors"]} == {"MANIFEST_BLOB_UNKNOWN"}
+    assert (await registry.get("/v2/repo/manifests/t")).status == 404
+    assert (
+        await registry.get("/v2/repo/manifests/" + digest_of(manifest_for(b"{}", [b"layer"])))
+    ).status == 404

@@ -20,7 +20,11 @@ collector (they may be different processes, or replicas on one object store):
 * A manifest PUT touches each blob *before* it checks that the blob is there. Either the check
   ran before the move, and then so did the touch, which the collector sees and undoes the move;
   or it ran after, saw the blob missing and answered ``MANIFEST_BLOB_UNKNOWN`` (the client
-  pushes the blob again). A manifest PUT never succeeds with a blob gone. The price: while a
+  pushes the blob again). That holds while the PUT's touches are younger than the cutoff of
+  a collector that missed its manifest; a PUT slower than ``CLOCK_SLACK / 2`` between its
+  first touch and its manifest's write therefore touches and checks again once the manifest
+  shows, and takes a new manifest back if a blob went. A manifest PUT never succeeds with a
+  blob gone. The price: while a
   candidate sits in the trash (two storage calls), a GET of it answers 404.
 * A run that dies between the move and the re-check leaves the blob in the trash; the next
   run first moves back every trashed blob younger than its cutoff and deletes the rest.
