@@ -104,3 +104,31 @@ async def test_a_manifest_put_racing_a_collector_never_stores_it_with_a_blob_gon
     assert (
         await registry.get("/v2/repo/manifests/" + digest_of(manifest_for(b"{}", [b"layer"])))
     ).status == 404
+
+
+class _CollectAfterMoves(FilesystemStorage):
+    """A collection with no grace period runs right after each move into blobs/."""
+
+    collected: list[str]
+
+    async def move(self, src: str, dst: str) -> None:
+        await super().move(src, dst)
+        if dst.startswith("blobs/"):
+            report = await collect_garbage(FilesystemStorage(self.root), grace_seconds=0)
+            self.collected = report.removed_blobs
+
+
+async def test_a_blob_committed_after_a_pause_is_not_collected_as_it_lands(
+    aiohttp_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gc, "CLOCK_SLACK", 0.05)
+    storage = _CollectAfterMoves(tmp_path / "store")
+    registry = Registry(await aiohttp_client(make_app(storage)))
+    r = await registry.post("/v2/repo/blobs/uploads/")
+    location = r.headers["Location"]
+    assert (await registry.patch(location, data=b"layer")).status == 202
+    age(storage)  # the client paused after its last chunk
+    r = await registry.put(f"{location}?digest={digest_of(b'layer')}")
+    assert r.status == 201
+    assert storage.collected == []
+    assert (await registry.get(f"/v2/repo/blobs/{digest_of(b'layer')}")).status == 200

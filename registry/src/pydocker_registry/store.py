@@ -87,7 +87,11 @@ class RegistryStore:
         return await self.storage.touch(self.blob_key(digest))
 
     async def commit_blob(self, name: str, digest: str, data_key: str) -> None:
-        """Move verified upload data into place and link it into the repository."""
+        """Move verified upload data into place and link it into the repository. The data
+        is touched first: its mtime is its last write, maybe older than a collector's
+        cutoff (a client that paused before its final PUT), and the blob must not show
+        with it even for a moment."""
+        await self.storage.touch(data_key)
         await self.storage.move(data_key, self.blob_key(digest))
         await self.link_blob(name, digest)
 
