@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import shlex
 import sys
 import tarfile
 import threading
@@ -22,8 +23,10 @@ from typing import Any
 import pytest
 from pydocker.commands.build import StepTimer
 from pydocker.dockerignore import BadPattern, PatternMatcher, read_dockerignore
+from pydocker.formatting import decimal_size
 
 from client.tests.fakeengine import FakeDaemon, Recorded, Reply, Terminal, run, serve
+from client.tests.record_docker import BUILD, BUILD_STREAM, DATA, build_project, build_request
 
 IMAGE_ID = "sha256:" + "3f0a" * 16
 SHORT_ID = IMAGE_ID[7:19]
@@ -338,6 +341,35 @@ def test_compress(daemon: FakeDaemon, context: Path) -> None:
 
 
 # -- the request ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("command", "stdin"), BUILD, ids=[c for c, _ in BUILD])
+def test_same_request_and_output_as_docker(
+    daemon: FakeDaemon, tmp_path: Path, command: str, stdin: str
+) -> None:
+    """What docker 28.2.2 sent and printed for the same command line in the same project
+    (``record_docker.py``): the query, every tar member, stdout byte for byte."""
+    recorded = json.loads((DATA / "docker-build.json").read_text())[command]
+    daemon.reply("POST", "/build", BUILD_STREAM, content_type="application/json")
+    project = tmp_path / "project"
+    project.mkdir()
+    build_project(project)
+    result, request = build(daemon, *shlex.split(command)[1:], stdin=stdin.encode(), cwd=project)
+    assert result.status == 0, result.stderr
+    assert request is not None
+    assert build_request(request) == {
+        "query": recorded["query"],
+        "members": recorded["members"],
+    }
+    expected = recorded["stdout"]
+    if dict(recorded["query"])["dockerfile"] == ".dockerfile.RANDOM":
+        # docker's tar lacks the injected file's padding and the end-of-archive blocks
+        # (moby's ReplaceFileTarWrapper closes the pipe first); pydocker's is whole
+        injected = recorded["members"][-1][8]
+        size = len(request.body) - (-injected % 512) - 1024
+        assert f"daemon  {decimal_size(size, 4)}\r" in expected
+        expected = expected.replace(decimal_size(size, 4), decimal_size(len(request.body), 4))
+    assert result.out == expected
 
 
 def test_query(daemon: FakeDaemon, context: Path) -> None:

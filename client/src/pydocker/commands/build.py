@@ -110,7 +110,7 @@ def build_query(options: Mapping[str, Any], dockerfile: str) -> list[tuple[str, 
     if not options["rm"]:
         pairs.append(("rm", "0"))  # the daemon removes them by default
     texts = {
-        "isolation": options["isolation"],
+        "isolation": "" if options["isolation"].lower() == "default" else options["isolation"],
         "cpusetcpus": options["cpuset_cpus"],
         "cpusetmems": options["cpuset_mems"],
         "cgroupparent": options["cgroup_parent"],
