@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextvars
 import ipaddress
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +26,7 @@ from pydantic_settings import (
     InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 __all__ = [
@@ -322,5 +324,14 @@ def load_settings(
         return RegistrySettings(**flags)
     except ValidationError as e:
         raise ConfigError(_problems(e, path, flags)) from None
+    except SettingsError as e:
+        # A list or table variable that is not JSON: pydantic-settings names only the field.
+        match = re.search(r'field "(\w+)"', str(e))
+        field = match[1] if match else ""
+        source = _where((field,), path, flags) if field else f"{ENV_PREFIX}*"
+        cause = f": {e.__cause__}" if e.__cause__ else ""
+        raise ConfigError(
+            [f"{source}: {field or 'a value'}: lists and tables are written as JSON{cause}"]
+        ) from None
     finally:
         _file_data.reset(token)
