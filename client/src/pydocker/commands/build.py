@@ -493,12 +493,12 @@ def prune(
     """Remove build cache."""
     if not force and not confirm(_ALL_WARNING if prune_all else _DANGLING_WARNING):
         return  # docker: "builder prune has been cancelled", status 0
-    params = filters_param(filters)
+    params = {"filters": filters_param(filters).get("filters", "")}  # docker sends it empty
     if prune_all:
         params["all"] = "1"
     if keep_storage:
         params["keep-storage"] = str(keep_storage)
-    report: dict[str, Any] = client.post("/build/prune", params=params) or {}
+    report: dict[str, Any] = client.post("/build/prune", params=dict(sorted(params.items()))) or {}
     deleted = [str(item) for item in report.get("CachesDeleted") or []]
     if deleted:
         click.echo("Deleted build cache objects:\n" + "".join(f"{d}\n" for d in deleted))
