@@ -12,6 +12,7 @@ manifest PUT by digest accepts ``?tag=`` (repeatable) to tag it too.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -351,27 +352,44 @@ def _manifest_too_big() -> RegistryError:
     )
 
 
+_CHECKS_AT_ONCE = 32
+"""Blob checks of a manifest PUT run this many at a time (a manifest may list thousands)."""
+
+
 async def _check_references(store: RegistryStore, name: str, manifest: Manifest) -> None:
     """Every blob and child manifest must be in the repository. Touching each blob first
     renews its "last referenced" time, which the garbage collector re-reads after it set a
     blob aside (see :mod:`pydocker_registry.gc`)."""
-    missing: list[ErrorItem] = []
-    required = {b.digest for b in manifest.blobs}
-    for digest in dict.fromkeys(b.digest for b in manifest.references):
+    required = {check_digest(b.digest) for b in manifest.blobs}
+    children = [check_digest(c.digest) for c in manifest.children]
+
+    async def check_blob(digest: str) -> ErrorItem | None:
         if digest not in required:  # a foreign layer: gc keeps it if the registry has it
             with contextlib.suppress(RegistryError):
                 await store.touch_blob(check_digest(digest))
-            continue
-        await store.touch_blob(check_digest(digest))
+            return None
+        await store.touch_blob(digest)
         if await store.blob_info(name, digest) is None:
-            code = Code.MANIFEST_BLOB_UNKNOWN
-            missing.append(ErrorItem(code.name, code.message, {"digest": digest}))
-    for child in manifest.children:
-        if not await store.has_manifest(name, check_digest(child.digest)):
-            code = Code.MANIFEST_UNKNOWN
-            missing.append(ErrorItem(code.name, code.message, {"digest": child.digest}))
+            return _missing(Code.MANIFEST_BLOB_UNKNOWN, digest)
+        return None
+
+    async def check_child(digest: str) -> ErrorItem | None:
+        if await store.has_manifest(name, digest):
+            return None
+        return _missing(Code.MANIFEST_UNKNOWN, digest)
+
+    checks = [(check_blob, d) for d in dict.fromkeys(b.digest for b in manifest.references)]
+    checks += [(check_child, d) for d in children]
+    missing: list[ErrorItem] = []
+    for i in range(0, len(checks), _CHECKS_AT_ONCE):
+        found = await asyncio.gather(*(check(d) for check, d in checks[i : i + _CHECKS_AT_ONCE]))
+        missing += [item for item in found if item is not None]
     if missing:
         raise RegistryError(400, missing)
+
+
+def _missing(code: Code, digest: str) -> ErrorItem:
+    return ErrorItem(code.name, code.message, {"digest": digest})
 
 
 async def _put_manifest(request: web.Request) -> web.Response:
