@@ -132,3 +132,30 @@ async def test_a_blob_committed_after_a_pause_is_not_collected_as_it_lands(
     assert r.status == 201
     assert storage.collected == []
     assert (await registry.get(f"/v2/repo/blobs/{digest_of(b'layer')}")).status == 200
+
+
+class _CountingTagReads(FilesystemStorage):
+    tag_reads = 0
+
+    async def get(self, key: str) -> bytes:
+        if "/_manifests/tags/" in key:
+            self.tag_reads += 1
+        return await super().get(key)
+
+
+async def test_delete_untagged_reads_the_tags_a_few_times_not_once_per_manifest(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    storage = _CountingTagReads(tmp_path / "store")
+    registry = Registry(await aiohttp_client(make_app(storage)))
+    for i in range(15):
+        await registry.push_image("repo", f"t{i}", layers=0)
+        await registry.push_image("repo", None, layers=0)
+    age(storage)
+    storage.tag_reads = 0
+    report = await collect_garbage(storage, delete_untagged=True)
+    assert len(report.removed_manifests) == 15
+    assert len(report.kept_manifests) == 15
+    assert storage.tag_reads <= 3 * 15  # it was 15 + 15 x 15: O(manifests x tags)
+    for i in range(15):
+        assert (await registry.get(f"/v2/repo/manifests/t{i}")).status == 200

@@ -29,9 +29,10 @@ collector (they may be different processes, or replicas on one object store):
 * A run that dies between the move and the re-check leaves the blob in the trash; the next
   run first moves back every trashed blob younger than its cutoff and deletes the rest.
 
-``delete_untagged`` re-reads a manifest's tags and mtime just before it removes it, which
-narrows (but on a store without locks cannot close) the window in which a tag PUT for that
-very manifest races the removal; run it when pushes are quiet.
+``delete_untagged`` re-reads the repository's tags before its removals and each manifest's
+mtime just before it removes it (a PUT that tags a manifest writes it again, renewing it),
+which narrows (but on a store without locks cannot close) the window in which a tag PUT for
+that very manifest races the removal; run it when pushes are quiet.
 """
 
 from __future__ import annotations
@@ -157,10 +158,12 @@ async def _mark_repository(
                     live.add(digest)
             grew = len(live) > before
     blobs: set[str] = set()
+    # Tags read again just before the removals (once: per manifest it was O(manifests x tags)).
+    tagged = await _tagged(store, name) if live != set(digests) else set()
     for digest in digests:
         manifest = parsed[digest]
         if digest not in live and not await _remove_manifest(
-            store, name, digest, manifest, cutoff=cutoff, dry_run=report.dry_run
+            store, name, digest, manifest, tagged, cutoff=cutoff, dry_run=report.dry_run
         ):
             live.add(digest)  # tagged or pushed again meanwhile
         target = report.kept_manifests if digest in live else report.removed_manifests
@@ -170,11 +173,17 @@ async def _mark_repository(
     return blobs
 
 
-async def _roots(store: RegistryStore, name: str, digests: list[str], cutoff: float) -> set[str]:
-    roots: set[str] = set()
+async def _tagged(store: RegistryStore, name: str) -> set[str]:
+    """The digests the repository's tags point at."""
+    found = set()
     for tag in await store.tags(name) or []:
         if (target := await store.resolve_tag(name, tag)) is not None:
-            roots.add(target)
+            found.add(target)
+    return found
+
+
+async def _roots(store: RegistryStore, name: str, digests: list[str], cutoff: float) -> set[str]:
+    roots = await _tagged(store, name)
     for digest in digests:
         info = await store.manifest_info(name, digest)
         if info is not None and info.mtime > cutoff:
@@ -187,18 +196,20 @@ async def _remove_manifest(
     name: str,
     digest: str,
     manifest: Manifest | None,
+    tagged: set[str],
     *,
     cutoff: float,
     dry_run: bool,
 ) -> bool:
+    """Remove an untagged manifest unless it was tagged or pushed again since the mark
+    (every PUT that tags a manifest writes it again, which renews its mtime)."""
     info = await store.manifest_info(name, digest)
     if info is None or info.mtime > cutoff:
         return info is None
-    for tag in await store.tags(name) or []:
-        if await store.resolve_tag(name, tag) == digest:
-            return False
+    if digest in tagged:
+        return False
     if not dry_run:
-        await store.delete_manifest(name, digest, manifest)
+        await store.delete_manifest(name, digest, manifest, untag=False)
     return True
 
 

@@ -157,10 +157,13 @@ class RegistryStore:
         raw = manifest.media_type.encode() + b"\n" + data
         await self.storage.put(self._revision_key(name, digest), raw)
 
-    async def delete_manifest(self, name: str, digest: str, manifest: Manifest | None) -> None:
-        """Remove the tags pointing at the manifest, the manifest, then its referrers entry
-        (hidden from the moment the manifest is gone)."""
-        for tag in await self.tags(name) or []:
+    async def delete_manifest(
+        self, name: str, digest: str, manifest: Manifest | None, *, untag: bool = True
+    ) -> None:
+        """Remove the tags pointing at the manifest (unless ``untag`` is False: the caller
+        knows of none), the manifest, then its referrers entry (hidden from the moment the
+        manifest is gone)."""
+        for tag in (await self.tags(name) or []) if untag else []:
             if await self.resolve_tag(name, tag) == digest:
                 await self.storage.delete(self._tag_key(name, tag))
         await self.storage.delete(self._revision_key(name, digest))
