@@ -159,3 +159,21 @@ async def test_delete_untagged_reads_the_tags_a_few_times_not_once_per_manifest(
     assert storage.tag_reads <= 3 * 15  # it was 15 + 15 x 15: O(manifests x tags)
     for i in range(15):
         assert (await registry.get(f"/v2/repo/manifests/t{i}")).status == 200
+
+
+async def test_the_blobs_of_a_manifest_gc_cannot_parse_are_kept_with_it(
+    registry: Registry, storage: FilesystemStorage
+) -> None:
+    # stored by an older, laxer version (or edited by hand): gc keeps the manifest, and
+    # must keep what it names, or the manifest it kept cannot be pulled
+    config = await registry.push_blob("repo", b"{}")
+    layer = await registry.push_blob("repo", b"layer")
+    body = {"schemaVersion": 2, "config": {"digest": config}, "layers": [{"digest": layer}]}
+    data = json.dumps(body).encode()
+    revision = storage.root / f"repositories/repo/_manifests/revisions/sha256/{digest_of(data)[7:]}"
+    revision.parent.mkdir(parents=True)
+    revision.write_bytes(b"application/vnd.oci.image.manifest.v1+json\n" + data)
+    age(storage)
+    report = await collect_garbage(storage)
+    assert report.removed_blobs == []
+    assert (await registry.head(f"/v2/repo/blobs/{layer}")).status == 200

@@ -38,6 +38,7 @@ that very manifest races the removal; run it when pushes are quiet.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -135,6 +136,15 @@ async def _parsed(store: RegistryStore, name: str, digest: str) -> Manifest | No
         return None
 
 
+_DIGEST = re.compile(rb"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
+
+
+async def _digests_in(store: RegistryStore, name: str, digest: str) -> set[str]:
+    """Every digest a stored manifest's bytes mention (for one that does not parse)."""
+    stored = await store.get_manifest(name, digest)
+    return {m.decode() for m in _DIGEST.findall(stored[1])} if stored else set()
+
+
 async def _mark_repository(
     store: RegistryStore, name: str, cutoff: float, delete_untagged: bool, report: GcReport
 ) -> set[str]:
@@ -170,6 +180,8 @@ async def _mark_repository(
         target.append(f"{name}@{digest}")
         if digest in live and manifest is not None:
             blobs.update(b.digest for b in manifest.references)
+        elif digest in live:  # kept unreadable: so is every blob it may name
+            blobs.update(await _digests_in(store, name, digest))
     return blobs
 
 
