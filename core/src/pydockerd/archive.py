@@ -49,7 +49,7 @@ import zstandard
 from loguru import logger
 
 from pydockerd.errors import InvalidParameter
-from pydockerd.fsutil import chroot_resolve
+from pydockerd.fsutil import chroot_resolve, clean_parts
 
 __all__ = [
     "Whiteouts",
@@ -117,20 +117,6 @@ def decompressed(stream: BinaryIO) -> BinaryIO:
 
 
 # --------------------------------------------------------------------------- applying
-
-
-def _clean(name: str) -> list[str]:
-    """Components of ``name`` cleaned lexically as if the root were ``/``."""
-    parts: list[str] = []
-    for part in name.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(part)
-    return parts
 
 
 def _mtime_ns(member: tarfile.TarInfo) -> int:
@@ -247,7 +233,7 @@ class _Applier:
     # -- members
 
     def apply(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
-        parts = _clean(member.name)
+        parts = clean_parts(member.name)
         if parts and parts[-1].startswith(WHITEOUT_PREFIX):
             self.whiteout(parts[:-1], parts[-1], member.name)
             return
@@ -341,7 +327,7 @@ class _Applier:
         _set_xattrs(fd, _member_xattrs(member), what)  # after chown: it drops capabilities
 
     def hardlink(self, pfd: int, name: str, key: Key, member: tarfile.TarInfo) -> None:
-        target = _clean(member.linkname)
+        target = clean_parts(member.linkname)
         invalid = f"invalid hardlink {member.name!r} -> {member.linkname!r}"
         if not target:
             raise InvalidParameter(invalid)

@@ -15,6 +15,7 @@ from pydockerd.errors import InvalidParameter
 __all__ = [
     "check_layer_id",
     "chroot_resolve",
+    "clean_parts",
     "directory_size",
     "remove_tree",
     "resolve_in_root",
@@ -25,6 +26,21 @@ MAX_SYMLINKS = 40
 """Symlinks followed in one path before giving up (Linux's limit)."""
 
 _LAYER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def clean_parts(path: str) -> list[str]:
+    """The components of ``path`` cleaned lexically as if the root were ``/`` (Go's
+    ``path.Clean``): no empty or ``.`` parts, and ``..`` never above the root."""
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    return parts
 
 
 def check_layer_id(layer_id: str) -> str:

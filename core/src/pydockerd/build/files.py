@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from pydockerd.archive import decompressed
 from pydockerd.errors import InvalidParameter
-from pydockerd.fsutil import resolve_in_root
+from pydockerd.fsutil import clean_parts, resolve_in_root
 
 __all__ = [
     "Ownership",
@@ -48,16 +48,7 @@ class Ownership:
 
 def _clean(path: str) -> str:
     """``path`` as a relative, normalised POSIX path ("" for the root)."""
-    parts: list[str] = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(part)
-    return "/".join(parts)
+    return "/".join(clean_parts(path))
 
 
 def find_sources(root: Path, patterns: Sequence[str], instruction: str = "COPY") -> list[Path]:
