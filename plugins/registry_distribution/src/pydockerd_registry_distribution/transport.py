@@ -526,9 +526,10 @@ class DistributionTransport(RegistryTransport):
         report: _Throttle,
     ) -> None:
         """The body into ``partial`` in pieces of about 1 MiB, each hashed and written off
-        the loop while the next arrives; what arrived before an error is written too, so a
-        retry resumes after it."""
+        the loop while the next one arrives; what arrived before an error is written too, so
+        a retry resumes after it."""
         buffer = bytearray()
+        pending: Awaitable[None] | None = None
         try:
             async for chunk in resp.content.iter_chunked(CHUNK):
                 buffer += chunk
@@ -540,8 +541,12 @@ class DistributionTransport(RegistryTransport):
                 if len(buffer) >= CHUNK:
                     piece = bytes(buffer)
                     buffer.clear()  # handed over before the await: never written twice
-                    await partial.write(piece)
+                    if pending is not None:
+                        await pending  # one piece is written while the next one arrives
+                    pending = partial.write(piece)
                     report(partial.offset)
+            if pending is not None:
+                await pending
         finally:
             if buffer and partial.offset + len(buffer) <= layer.size:
                 partial.write(bytes(buffer))  # queued after the others, written at close
