@@ -73,18 +73,26 @@ async def test_what_a_kill_left_half_written_or_half_deleted_is_removed(
     assert r.status == 200
 
 
-class _SlowManifestWrites(FilesystemStorage):
+class _Collecting(FilesystemStorage):
+    """A store that runs a collection with no grace period (another process, as far as
+    this store is concerned) at a moment its subclass picks."""
+
+    collected: list[str]
+
+    async def collect(self) -> None:
+        report = await collect_garbage(FilesystemStorage(self.root), grace_seconds=0)
+        self.collected = report.removed_blobs
+
+
+class _SlowManifestWrites(_Collecting):
     """A store where writing a manifest is slow, and a collection with no grace period
     runs while it is under way: the race of a PUT whose blob checks are past a collector's
     cutoff before its manifest shows (many layers, a loaded disk, grace_seconds = 0)."""
 
-    collected: list[str]
-
     async def put(self, key: str, data: bytes) -> None:
         if "/_manifests/revisions/" in key:
             await asyncio.sleep(0.2)
-            report = await collect_garbage(FilesystemStorage(self.root), grace_seconds=0)
-            self.collected = report.removed_blobs
+            await self.collect()
         await super().put(key, data)
 
 
@@ -106,16 +114,13 @@ async def test_a_manifest_put_racing_a_collector_never_stores_it_with_a_blob_gon
     ).status == 404
 
 
-class _CollectAfterMoves(FilesystemStorage):
-    """A collection with no grace period runs right after each move into blobs/."""
-
-    collected: list[str]
+class _CollectAfterMoves(_Collecting):
+    """A collection runs right after each move into blobs/."""
 
     async def move(self, src: str, dst: str) -> None:
         await super().move(src, dst)
         if dst.startswith("blobs/"):
-            report = await collect_garbage(FilesystemStorage(self.root), grace_seconds=0)
-            self.collected = report.removed_blobs
+            await self.collect()
 
 
 async def test_a_blob_committed_after_a_pause_is_not_collected_as_it_lands(
