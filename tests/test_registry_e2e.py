@@ -3,11 +3,14 @@ reference registry (``docker-registry``) and our own ``pydocker-registry`` on 12
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import signal
 import subprocess
 import sys
+import tarfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -338,6 +341,49 @@ def test_a_pull_killed_halfway_shows_nothing_and_resumes(
     assert inspect(env, name)["Id"] == image.config_digest
     assert not partial.exists()
     ok(env, "rmi", name)
+
+
+def test_an_rmi_during_a_pull_leaves_the_pulled_blobs_alone(
+    daemon: DaemonProcess, env: dict[str, str], reference: ReferenceRegistry
+) -> None:
+    """rmi (of any image) collects the blobs no image references, and a pull's blobs are
+    referenced only once it is recorded: the config it had downloaded first went, and the
+    pull failed at the end."""
+    image = random_image(1, 6 * 1024 * 1024)
+    push_image(reference.url, "e2e/raced", "v1", image)
+    config = content_dir(daemon) / "blobs" / "sha256" / image.config_digest.partition(":")[2]
+    status, _, body = daemon.request(
+        "POST", "/images/create?fromSrc=-&repo=e2e/doomed&tag=v1", _empty_tar()
+    )
+    assert status == 200, body
+    with cutting_proxy(reference.url, cut_after=1 << 40, cuts=0, rate=3 * 1024 * 1024) as proxy:
+        host = proxy.url.removeprefix("http://")
+        answer: list[tuple[int, bytes]] = []
+        puller = threading.Thread(
+            target=lambda: answer.append(
+                daemon.request("POST", f"/images/create?fromImage={host}/e2e/raced&tag=v1")[::2]
+            )
+        )
+        puller.start()
+        try:
+            wait_for(config.exists, timeout=30, what="the config")
+            ok(env, "rmi", "e2e/doomed:v1")  # collects what no image references
+        finally:
+            puller.join(60)
+    ((status, body),) = answer
+    assert status == 200, body
+    assert b"errorDetail" not in body, body
+    assert inspect(env, f"{host}/e2e/raced:v1")["Id"] == image.config_digest
+    ok(env, "rmi", f"{host}/e2e/raced:v1")
+
+
+def _empty_tar() -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        info = tarfile.TarInfo("hello")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+    return raw.getvalue()
 
 
 def pydocker(

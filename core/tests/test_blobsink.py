@@ -185,3 +185,19 @@ async def test_restart_after_resume_starts_from_zero(sink: ContentBlobSink) -> N
         await blob.commit()
     assert sink.store.read(DESC.digest) == DATA
 
+
+async def test_what_a_pull_stored_is_held_until_it_is_released(sink: ContentBlobSink) -> None:
+    """rmi collects the blobs no image references; a pull's are referenced only once it is
+    recorded, so they are held (ContentStore.held) from when the sink stores or finds them."""
+    config = b'{"rootfs": {}}'
+    sink.write(config, sha256_digest(config))
+    with sink.partial(DESC) as blob:
+        await blob.write(DATA)
+        await blob.commit()
+    assert sink.store.held() == {sha256_digest(config), DESC.digest}
+    other = ContentBlobSink(sink.store)  # a second pull of the same image
+    assert other.has(DESC.digest)
+    sink.release()
+    assert sink.store.held() == {DESC.digest}
+    other.release()
+    assert sink.store.held() == set()

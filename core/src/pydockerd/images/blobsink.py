@@ -180,27 +180,46 @@ class ContentPartial:
 
 
 class ContentBlobSink:
-    """The content store as transports see it (a :class:`~pydockerd.distribution.BlobSink`)."""
+    """The content store as transports see it (a :class:`~pydockerd.distribution.BlobSink`),
+    for one pull or push: every blob it stores, finds or opens is held in the store (kept from
+    the garbage collection of ``rmi`` and ``image prune``) until :meth:`release`, so that a
+    blob downloaded for an image that is not recorded yet, or being uploaded, stays."""
 
     def __init__(self, store: ContentStore) -> None:
         self.store = store
+        self._held: set[str] = set()
+
+    def hold(self, digest: str) -> None:
+        if digest not in self._held:
+            self._held.add(digest)
+            self.store.hold(digest)
+
+    def release(self) -> None:
+        """The operation is over (recorded, or failed): its blobs may be collected."""
+        for digest in self._held:
+            self.store.release(digest)
+        self._held.clear()
 
     def has(self, digest: str) -> bool:
+        self.hold(digest)
         return self.store.has(digest)
 
     def open(self, digest: str) -> BinaryIO:
+        self.hold(digest)
         return self.store.open(digest)
 
     def write(self, data: bytes, digest: str) -> None:
         actual = sha256_digest(data)
         if actual != digest:
             raise InvalidParameter(f"content of {digest} does not match: got {actual}")
+        self.hold(digest)
         if not self.store.has(digest):
             self.store.write(data, digest)
 
     @contextmanager
     def partial(self, descriptor: Descriptor) -> Iterator[ContentPartial]:
         hex_ = self.store.path(descriptor.digest).name  # checks the digest's form
+        self.hold(descriptor.digest)
         path = self.store.partials / hex_
         blob = ContentPartial(self.store, descriptor, path)
         shared = blob.lock()

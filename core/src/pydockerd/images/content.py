@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,6 +116,21 @@ class ContentStore:
         self._blobs.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._ingest.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.partials.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._held: Counter[str] = Counter()
+
+    def hold(self, digest: str) -> None:
+        """Keep ``digest`` from garbage collection (a pull or push in progress uses it,
+        before or without an image record that references it); once per :meth:`release`."""
+        self._held[digest] += 1
+
+    def release(self, digest: str) -> None:
+        self._held[digest] -= 1
+        if self._held[digest] <= 0:
+            del self._held[digest]
+
+    def held(self) -> set[str]:
+        """The digests some operation holds (see :meth:`hold`)."""
+        return set(self._held)
 
     def path(self, digest: str) -> Path:
         if not _DIGEST.fullmatch(digest):

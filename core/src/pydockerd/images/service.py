@@ -137,6 +137,7 @@ class ImageService:
             if image.manifest:
                 referenced.add(image.manifest)
         referenced.update(layer.blob for layer in self.store.layers() if layer.blob)
+        referenced |= self.content.held()  # a pull's blobs, not recorded yet
         for digest in self.content.digests():
             if digest not in referenced:
                 self.content.delete(digest)

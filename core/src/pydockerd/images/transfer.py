@@ -195,7 +195,6 @@ class Transfers:
         self.images = images
         self.transport = transport
         self.settings = settings
-        self.blobs = ContentBlobSink(images.content)
 
     # -- endpoints -----------------------------------------------------------------------
 
@@ -272,24 +271,30 @@ class Transfers:
                 report({"status": f"Pulling from {ref.path}", "id": reference})
             report(_message(update))
 
+        blobs = ContentBlobSink(self.images.content)  # holds what it stores until recorded
         try:
-            result = await self.transport.pull(
-                self.repository(ref, credentials),
-                reference,
-                platform=platform or DEFAULT_PLATFORM,
-                blobs=self.blobs,
-                progress=progress,
-            )
-        except (Unauthorized, Forbidden) as e:
-            # moby answers a refused pull as "not found" (its notFoundError), never 401: on
-            # a 401 the docker CLI would stop to ask for a login on stdin
-            raise NotFound(e.message) from None
-        if not started:  # nothing was reported: every blob was there already
-            started = True
-            report({"status": f"Pulling from {ref.path}", "id": reference})
-        return await self._record_pull(ref, result, report)
+            try:
+                result = await self.transport.pull(
+                    self.repository(ref, credentials),
+                    reference,
+                    platform=platform or DEFAULT_PLATFORM,
+                    blobs=blobs,
+                    progress=progress,
+                )
+            except (Unauthorized, Forbidden) as e:
+                # moby answers a refused pull as "not found" (its notFoundError), never 401:
+                # on a 401 the docker CLI would stop to ask for a login on stdin
+                raise NotFound(e.message) from None
+            if not started:  # nothing was reported: every blob was there already
+                started = True
+                report({"status": f"Pulling from {ref.path}", "id": reference})
+            return await self._record_pull(ref, result, report)
+        finally:
+            blobs.release()
 
-    async def _record_pull(self, ref: Reference, result: PullResult, report: Report) -> str:
+    async def _record_pull(
+        self, ref: Reference, result: PullResult, report: Report
+    ) -> tuple[str, bool]:
         config_digest = result.config.digest
         blobs = [layer.digest for layer in result.layers]
         tagged = Reference(ref.domain, ref.path, ref.tag, None) if ref.tag else None
@@ -376,15 +381,21 @@ class Transfers:
         report({"status": f"The push refers to repository [{ref.name}]"})
         repository = self.repository(ref, credentials, push=True)
         for source in sources:
-            manifest, to_push = await self._manifest_for_push(source.image, ref)
-            result = await self.transport.push(
-                repository,
-                source.tag,
-                manifest,
-                to_push,
-                blobs=self.blobs,
-                progress=lambda update: report(_message(update)),
-            )
+            blobs = ContentBlobSink(self.images.content)  # an rmi meanwhile keeps them
+            try:
+                manifest, to_push = await self._manifest_for_push(source.image, ref)
+                for blob in to_push:
+                    blobs.hold(blob.descriptor.digest)
+                result = await self.transport.push(
+                    repository,
+                    source.tag,
+                    manifest,
+                    to_push,
+                    blobs=blobs,
+                    progress=lambda update: report(_message(update)),
+                )
+            finally:
+                blobs.release()
             with self.images.store.transaction() as db:
                 self.images.store.set_ref(
                     db, f"{ref.name}@{result.digest}", source.image.id, "digest"
