@@ -169,6 +169,37 @@ def test_pull_of_a_multi_platform_index_takes_linux_amd64(
     ok(env, "rmi", name)
 
 
+def test_pull_all_tags_and_push_all_tags(env: dict[str, str], reference: ReferenceRegistry) -> None:
+    """docker pull -a printed a Status line per tag (with the tag); moby's pullRepository
+    prints one, at the end, for the repository."""
+    one, two = random_image(1, 4096), random_image(1, 4096)
+    push_image(reference.url, "e2e/tags", "v1", one)
+    push_image(reference.url, "e2e/tags", "v2", two)
+    repository = f"{reference.host}/e2e/tags"
+    pulled = ok(env, "pull", "-a", repository)
+    assert "v1: Pulling from e2e/tags" in pulled
+    assert "v2: Pulling from e2e/tags" in pulled
+    assert f"Digest: {one.digest}" in pulled
+    assert f"Digest: {two.digest}" in pulled
+    statuses = [line for line in pulled.splitlines() if line.startswith("Status: ")]
+    assert statuses == [f"Status: Downloaded newer image for {repository}"], pulled
+    assert inspect(env, f"{repository}:v1")["Id"] == one.config_digest
+    assert inspect(env, f"{repository}:v2")["Id"] == two.config_digest
+    again = ok(env, "pull", "--all-tags", repository)
+    statuses = [line for line in again.splitlines() if line.startswith("Status: ")]
+    assert statuses == [f"Status: Image is up to date for {repository}"], again
+
+    # push -a sends every tag of the repository, each with its own manifest
+    target = f"{reference.host}/e2e/tags-copy"
+    for tag in ("v1", "v2"):
+        ok(env, "tag", f"{repository}:{tag}", f"{target}:{tag}")
+    pushed = ok(env, "push", "--all-tags", target)
+    assert f"v1: digest: {one.digest}" in pushed
+    assert f"v2: digest: {two.digest}" in pushed
+    for tag in ("v1", "v2"):
+        ok(env, "rmi", f"{repository}:{tag}", f"{target}:{tag}")
+
+
 def test_errors_say_what_went_wrong(env: dict[str, str], reference: ReferenceRegistry) -> None:
     missing = docker(env, "pull", f"{reference.host}/e2e/nothing:here")
     assert missing.returncode == 1

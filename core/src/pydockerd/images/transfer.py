@@ -261,6 +261,16 @@ class Transfers:
         reports something, so that an error before it (no such manifest, no access) reaches
         the client as a plain HTTP error, as Docker's does.
         """
+        image_id, updated = await self._pull(ref, credentials, report, platform=platform)
+        shown = Reference(ref.domain, ref.path, ref.tag, None) if ref.tag else ref
+        _report_status(report, shown.familiar(), updated)
+        return image_id
+
+    async def _pull(
+        self, ref: Reference, credentials: RegistryCredentials, report: Report, *, platform: str
+    ) -> tuple[str, bool]:
+        """A pull without its ``Status:`` line; the image ID, and whether the reference
+        moved to it."""
         reference = ref.digest or ref.tag or DEFAULT_TAG
         started = False
 
@@ -317,12 +327,8 @@ class Transfers:
             logger.info("{} moved to image {}", moved_ref.familiar(), short_id(image_id))
         report({"status": f"Digest: {result.digest}"})
         shown = (tagged or by_digest).familiar()
-        if before == image_id:
-            report({"status": f"Status: Image is up to date for {shown}"})
-        else:
-            report({"status": f"Status: Downloaded newer image for {shown}"})
         self.images.emit("image", "pull", str(tagged or by_digest), name=shown)
-        return image_id
+        return image_id, before != image_id
 
     async def pull_all_tags(
         self, ref: Reference, credentials: RegistryCredentials, report: Report, *, platform: str
@@ -334,10 +340,11 @@ class Transfers:
             raise NotFound(e.message) from None
         if not tags:
             raise NotFound(f"no tags found for {ref.familiar_name}")
+        updated = False
         for tag in sorted(tags):
-            await self.pull(
-                Reference(ref.domain, ref.path, tag, None), credentials, report, platform=platform
-            )
+            tagged = Reference(ref.domain, ref.path, tag, None)
+            updated |= (await self._pull(tagged, credentials, report, platform=platform))[1]
+        _report_status(report, ref.familiar_name, updated)  # once, as moby's pullRepository
 
     # -- push ----------------------------------------------------------------------------
 
@@ -552,6 +559,14 @@ class _Writer:
 
     def flush(self) -> None:
         pass
+
+
+def _report_status(report: Report, shown: str, updated: bool) -> None:
+    """A pull's last line (moby's writeStatus)."""
+    if updated:
+        report({"status": f"Status: Downloaded newer image for {shown}"})
+    else:
+        report({"status": f"Status: Image is up to date for {shown}"})
 
 
 def _short(digest: str) -> str:
