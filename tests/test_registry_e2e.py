@@ -74,6 +74,19 @@ def ok(env: dict[str, str], *args: str, timeout: float = 120) -> str:
     return result.stdout
 
 
+def docker_login(env: dict[str, str], host: str, password: str) -> subprocess.CompletedProcess[str]:
+    """``docker login -u USER --password-stdin host`` with ``password``."""
+    return subprocess.run(
+        [DOCKER, "login", "-u", USER, "--password-stdin", host],
+        input=password + "\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def anonymous(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """``docker ARGS`` expected to get a 401: after one the CLI asks for a login on stdin
     ("Login prior to pull"), so stdin is empty here."""
@@ -219,27 +232,11 @@ def test_login_push_pull_logout_with_pydocker_registry(env: dict[str, str], ours
     assert refused.returncode == 1
     assert "unauthorized: authentication required" in refused.stderr, refused.stderr
 
-    wrong = subprocess.run(
-        [DOCKER, "login", "-u", USER, "--password-stdin", ours],
-        input="not-the-password\n",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    wrong = docker_login(env, ours, "not-the-password")
     assert wrong.returncode == 1
     assert "unauthorized" in wrong.stderr.lower(), wrong.stderr
 
-    login = subprocess.run(
-        [DOCKER, "login", "-u", USER, "--password-stdin", ours],
-        input=PASSWORD + "\n",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    login = docker_login(env, ours, PASSWORD)
     assert login.returncode == 0, login.stderr
     assert "Login Succeeded" in login.stdout
     config = json.loads((Path(env["DOCKER_CONFIG"]) / "config.json").read_text())
@@ -263,15 +260,7 @@ def test_token_auth_login_and_repository_scopes(
     directory = tmp_path_factory.mktemp("token")
     with RegistryProcess(token_config(directory, {USER: PASSWORD})) as registry:
         host = registry.url.removeprefix("http://")
-        login = subprocess.run(
-            [DOCKER, "login", "-u", USER, "--password-stdin", host],
-            input=PASSWORD + "\n",
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        login = docker_login(env, host, PASSWORD)
         assert login.returncode == 0, login.stderr
         stored = json.loads((Path(env["DOCKER_CONFIG"]) / "config.json").read_text())
         assert stored["auths"][host].get("identitytoken"), stored  # a refresh token

@@ -21,6 +21,7 @@ from pydockerd.testing.registries import (
     cutting_proxy,
     pull_into,
     push_image,
+    push_into,
     random_image,
     reference_registry,
     remote_repository,
@@ -86,14 +87,8 @@ async def test_push_by_digest(
     registry: ReferenceRegistry, transport: DistributionTransport, sink: ContentBlobSink
 ) -> None:
     image = random_image(1)
-    manifest, blobs = stage_for_push(sink, image)
-    result = await transport.push(
-        remote_repository(registry, "push/digest"),
-        None,
-        manifest,
-        blobs,
-        blobs=sink,
-        progress=ProgressLog(),
+    result = await push_into(
+        transport, remote_repository(registry, "push/digest"), None, image, sink
     )
     assert pulled_manifest(registry, "push/digest", result.digest) == image.manifest
 
@@ -182,9 +177,8 @@ async def test_pull_and_push_with_basic_auth(
 ) -> None:
     image = random_image(1)
     sink = ContentBlobSink(ContentStore(tmp_path / "pushed"))
-    manifest, blobs = stage_for_push(sink, image)
     repository = remote_repository(private, "auth/image", ALICE)
-    await transport.push(repository, "v1", manifest, blobs, blobs=sink, progress=ProgressLog())
+    await push_into(transport, repository, "v1", image, sink)
     other = ContentBlobSink(ContentStore(tmp_path / "pulled"))
     result = await transport.pull(
         repository, "v1", platform="linux/amd64", blobs=other, progress=ProgressLog()

@@ -24,6 +24,7 @@ from pydockerd.testing.registries import (
     ProgressLog,
     htpasswd_file,
     pull_into,
+    push_into,
     random_image,
     remote_repository,
     stage_for_push,
@@ -98,14 +99,8 @@ async def test_push_and_pull_with_tokens(
 ) -> None:
     image = random_image(2)
     sink = ContentBlobSink(ContentStore(tmp_path / "a"))
-    manifest, blobs = stage_for_push(sink, image)
-    await transport.push(
-        remote_repository(token_registry.url, "alice/img", ALICE),
-        "v1",
-        manifest,
-        blobs,
-        blobs=sink,
-        progress=ProgressLog(),
+    await push_into(
+        transport, remote_repository(token_registry.url, "alice/img", ALICE), "v1", image, sink
     )
     logged(token_registry, "PUT /v2/alice/img/manifests/v1", 1)
     before = logged(token_registry, "token for")
@@ -120,6 +115,7 @@ async def test_push_and_pull_with_tokens(
 
     # a mount from alice/img into alice/copy asks for pull on the source in the same token
     log = ProgressLog()
+    manifest, blobs = stage_for_push(sink, image)
     mounted = [PushBlob(b.descriptor, ["alice/img"], b.progress_id) for b in blobs]
     await transport.push(
         remote_repository(token_registry.url, "alice/copy", ALICE),
@@ -137,14 +133,8 @@ async def test_pull_with_an_identity_token(
 ) -> None:
     image = random_image(1)
     sink = ContentBlobSink(ContentStore(tmp_path / "a"))
-    manifest, blobs = stage_for_push(sink, image)
-    await transport.push(
-        remote_repository(token_registry.url, "alice/byid", ALICE),
-        "v1",
-        manifest,
-        blobs,
-        blobs=sink,
-        progress=ProgressLog(),
+    await push_into(
+        transport, remote_repository(token_registry.url, "alice/byid", ALICE), "v1", image, sink
     )
     identity = await transport.login(RegistryEndpoint(token_registry.url), ALICE)
     result = await transport.pull(
@@ -170,17 +160,14 @@ async def test_anonymous_and_denied(
         f"pull access denied for {host}/alice/img, repository does not exist or may "
         "require 'docker login': "
     )
-    manifest, blobs = stage_for_push(sink, random_image(1))
+    bob = RegistryCredentials("bob", "builder")
     with pytest.raises(Unauthorized):  # bob may only pull from bob/*
-        await transport.push(
-            remote_repository(
-                token_registry.url, "alice/bob", RegistryCredentials("bob", "builder")
-            ),
+        await push_into(
+            transport,
+            remote_repository(token_registry.url, "alice/bob", bob),
             "v1",
-            manifest,
-            blobs,
-            blobs=sink,
-            progress=ProgressLog(),
+            random_image(1),
+            sink,
         )
 
 

@@ -41,6 +41,7 @@ from pydockerd.distribution import (
     Progress,
     PullResult,
     PushBlob,
+    PushResult,
     RegistryCredentials,
     RegistryEndpoint,
     RemoteRepository,
@@ -61,6 +62,7 @@ __all__ = [
     "pull_into",
     "push_image",
     "push_index",
+    "push_into",
     "random_image",
     "reference_registry",
     "remote_repository",
@@ -307,6 +309,28 @@ def stage_for_push(
     pushed = [PushBlob(d, mount_from, d.digest.removeprefix("sha256:")[:12]) for d in layers]
     pushed.append(PushBlob(Descriptor.from_json(parsed["config"]), mount_from))
     return ManifestBlob(image.media_type, image.digest, image.manifest), pushed
+
+
+async def push_into(
+    transport: RegistryTransport,
+    repository: RemoteRepository,
+    tag: str | None,
+    image: TestImage,
+    blobs: BlobSink,
+    *,
+    progress: ProgressLog | None = None,
+) -> PushResult:
+    """``image`` staged in ``blobs`` (:func:`stage_for_push`) and pushed with ``transport``
+    under ``tag`` (its digest when None), its progress into ``progress``."""
+    manifest, pushed = stage_for_push(blobs, image)
+    return await transport.push(
+        repository,
+        tag,
+        manifest,
+        pushed,
+        blobs=blobs,
+        progress=progress if progress is not None else ProgressLog(),
+    )
 
 
 def _random_layer(size: int) -> bytes:
