@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import aiohttp
 import pytest
 from pydockerd.images.blobsink import ContentBlobSink
 from pydockerd.plugin import (
@@ -29,6 +31,7 @@ from pydockerd.testing.registries import (
     reference_registry,
     remote_repository,
 )
+from pydockerd_registry_distribution.client import Session
 from pydockerd_registry_distribution.transport import Config, DistributionTransport, short_id
 
 AMD64 = {"os": "linux", "architecture": "amd64"}
@@ -284,6 +287,32 @@ async def test_a_config_larger_than_its_blob_is_refused(
     with pytest.raises(InvalidParameter, match="blob verification failed"):
         await pull_into(transport, remote_repository(registry, "pull/config-liar"), "v1", sink)
     assert not sink.has(image.config_digest)
+
+
+async def test_a_registry_gone_mid_pull_is_tried_max_download_attempts_times(
+    registry: ReferenceRegistry,
+    transport: DistributionTransport,
+    sink: ContentBlobSink,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A layer whose requests find no server: each request is tried max_download_attempts
+    times, and the layer's own retry loop tried each such request as many times again (25
+    connections, a minute of backoff with the default delays, for dockerd's 5)."""
+    image = random_image(1)
+    push_image(registry.url, "pull/gone", "v1", image)
+    tries: list[str] = []
+    real = Session._send_once
+
+    async def send_once(self: Session, method: str, url: Any, *args: Any) -> Any:
+        if "/blobs/" in str(url) and image.layer_digests[0] in str(url):
+            tries.append(str(url))
+            raise aiohttp.ClientConnectionError("connection refused")
+        return await real(self, method, url, *args)
+
+    monkeypatch.setattr(Session, "_send_once", send_once)
+    with pytest.raises(Unavailable, match="failed after 5 attempts"):
+        await pull_into(transport, remote_repository(registry, "pull/gone"), "v1", sink)
+    assert len(tries) == transport.config.max_download_attempts == 5
 
 
 async def test_unreachable_registry(

@@ -504,7 +504,8 @@ class DistributionTransport(RegistryTransport):
                     await self._copy(resp, partial, layer, report)
             except (*_NETWORK, Unreachable) as e:
                 failures += 1
-                if failures >= attempts:
+                # Unreachable: the request was tried max_download_attempts times already
+                if failures >= attempts or isinstance(e, Unreachable):
                     raise Unavailable(
                         f"downloading layer {layer.digest} from {repository.registry} failed "
                         f"after {attempts} attempts: {describe(e)}"
