@@ -185,6 +185,30 @@ async def test_an_error_answer_that_persists_says_what_docker_says(
     )
 
 
+async def test_a_registry_that_keeps_sending_the_wrong_range_is_given_up(
+    registry: ReferenceRegistry,
+    front: Front,
+    transport: DistributionTransport,
+    sink: ContentBlobSink,
+) -> None:
+    """A 206 for another range than asked (or a 416) started over from zero without counting
+    against max_download_attempts: a registry that always did so was asked for ever."""
+    image = random_image(1)
+    push_image(registry.url, "flaky/range", "v1", image)
+    (layer,) = image.layer_digests
+    wrong = {"Content-Range": f"bytes 7-9/{len(image.layers[0])}"}
+    front.failures[f"/blobs/{layer}"] = [(206, wrong)] * 10
+    try:
+        with pytest.raises(Unavailable, match="answered 206 with Content-Range"):
+            await pull_into(
+                transport, remote_repository(front.url, "flaky/range", CREDS), "v1", sink
+            )
+    finally:
+        await transport.close()
+    assert len(front.failures[f"/blobs/{layer}"]) == 10 - transport.config.max_download_attempts
+    assert not sink.has(layer)
+
+
 async def test_credentials_stay_with_the_registry_after_a_redirect(
     registry: ReferenceRegistry,
     front: Front,

@@ -482,18 +482,21 @@ class DistributionTransport(RegistryTransport):
                             f"filesystem layer verification failed for digest {layer.digest} "
                             f"(the registry has {length} bytes, the manifest says {layer.size})"
                         )
-                    if resp.status == 206 and not resp.headers.get("Content-Range", "").startswith(
-                        f"bytes {partial.offset}-"
-                    ):
-                        partial.restart()  # not the range we asked for
+                    wrong_range = resp.status == 206 and not resp.headers.get(
+                        "Content-Range", ""
+                    ).startswith(f"bytes {partial.offset}-")
+                    if wrong_range or resp.status == 416:
+                        partial.restart()  # not the range we asked for: from zero
                         failures += 1
+                        if failures >= attempts:
+                            raise Unavailable(
+                                f"layer {layer.digest}: the registry answered {resp.status} "
+                                f"with Content-Range {resp.headers.get('Content-Range')!r} "
+                                f"{attempts} times"
+                            )
                         continue
                     if resp.status == 200 and partial.offset:
                         partial.restart()  # the server ignores Range
-                    elif resp.status == 416:
-                        partial.restart()
-                        failures += 1
-                        continue
                     elif resp.status not in (200, 206):
                         error = await RegistryError.read(resp)
                         raise error.exception(
