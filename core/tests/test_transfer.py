@@ -13,6 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -209,6 +210,40 @@ async def test_a_client_that_goes_away_cancels_the_operation(aiohttp_client: Any
     async with client.post("/op") as response:
         await response.content.readline()
     await asyncio.wait_for(cancelled.wait(), 5)
+
+
+async def test_a_client_that_goes_away_before_any_message_cancels_the_operation() -> None:
+    """The operation was cancelled only when writing a message failed: a client that left
+    while it reported nothing (a registry that does not answer, with retries for a minute; a
+    layer being unpacked) left it running to its end."""
+    cancelled = asyncio.Event()
+
+    async def silent(report: Any) -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await progress_stream(request, silent)
+
+    app = web.Application()
+    app.router.add_post("/op", handler)
+    runner = web.AppRunner(app)  # as the daemon's: a handler is not cancelled on disconnect
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(TimeoutError):
+                await session.post(
+                    f"http://127.0.0.1:{port}/op", timeout=aiohttp.ClientTimeout(total=0.2)
+                )
+        await asyncio.wait_for(cancelled.wait(), 5)
+    finally:
+        await runner.cleanup()
 
 
 def test_info_lists_insecure_registries_and_mirrors() -> None:

@@ -61,6 +61,25 @@ def _error_message(error: BaseException) -> dict[str, Any]:
     return {"errorDetail": detail, "error": text}
 
 
+_CLIENT_CHECK = 0.5
+"""Seconds between checks that the client is still there, while an operation is silent."""
+
+
+async def _next_message(
+    request: web.Request, queue: asyncio.Queue[dict[str, Any] | None]
+) -> dict[str, Any] | None:
+    """The next message; :class:`ConnectionResetError` when the client's connection closes
+    while none comes (a write would notice only at the next message, and an operation may be
+    silent for long: a registry that does not answer, a layer being unpacked)."""
+    while True:
+        try:
+            return await asyncio.wait_for(queue.get(), _CLIENT_CHECK)
+        except TimeoutError:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                raise ConnectionResetError("the client went away") from None
+
+
 async def progress_stream(
     request: web.Request,
     operation: Callable[[Callable[[dict[str, Any]], None]], Awaitable[object]],
@@ -70,7 +89,7 @@ async def progress_stream(
     Until the first message the response is not started, so an error before it is a plain
     HTTP error (``docker pull`` of an unknown image prints a 404's message); after it, an
     error ends the stream with ``errorDetail`` (clients look for that key, not ``error``).
-    A client that goes away cancels the operation.
+    A client that goes away cancels the operation, also while it reports nothing.
     """
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
@@ -83,13 +102,13 @@ async def progress_stream(
     task = asyncio.ensure_future(run())
     response: web.StreamResponse | None = None
     try:
-        message = await queue.get()
+        message = await _next_message(request, queue)
         if message is None:  # over without a word: an error is a plain HTTP error
             await task  # (and success an empty stream)
         response = await json_stream(request)
         while message is not None:
             await send_json_line(response, message)
-            message = await queue.get()
+            message = await _next_message(request, queue)
         await task
     except Exception as e:
         if response is None or isinstance(e, ConnectionError):
