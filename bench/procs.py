@@ -1,0 +1,127 @@
+"""Processes and their memory, from /proc.
+
+Memory is PSS (proportional set size, ``/proc/<pid>/smaps_rollup``): a page shared by *k*
+processes counts 1/*k* in each, so a hundred shims or a daemon and its supervisor sharing
+one interpreter are not counted a hundred or two times over. RSS is kept beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Memory", "children", "cmdline", "end_process", "memory", "pid_namespace", "tree"]
+
+
+@dataclass(frozen=True)
+class Memory:
+    """PSS and RSS in bytes, summed over ``pids``."""
+
+    pss: int
+    rss: int
+    pids: tuple[int, ...]
+
+
+def _parents() -> dict[int, int]:
+    found: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        found[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+    return found
+
+
+def children(pid: int) -> list[int]:
+    """Every descendant of ``pid``."""
+    parents = _parents()
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        kids = [p for p, parent in parents.items() if parent == current]
+        found += kids
+        todo += kids
+    return found
+
+
+def pid_namespace(pid: int) -> str:
+    try:
+        return str(Path(f"/proc/{pid}/ns/pid").readlink())
+    except OSError:
+        return ""
+
+
+def tree(roots: Iterable[int]) -> list[int]:
+    """``roots`` and their descendants that live in the host's pid namespace (this
+    process's): the engine's own processes, not the containers' (which each have their own
+    pid namespace, in both engines)."""
+    host = pid_namespace(os.getpid())
+    found: list[int] = []
+    for root in roots:
+        for pid in [root, *children(root)]:
+            if pid not in found and pid_namespace(pid) == host:
+                found.append(pid)
+    return found
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def _rollup(pid: int) -> tuple[int, int]:
+    pss = rss = 0
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0, 0
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name == "Pss":
+            pss = int(value.split()[0]) * 1024
+        elif name == "Rss":
+            rss = int(value.split()[0]) * 1024
+    return pss, rss
+
+
+def memory(pids: Iterable[int]) -> Memory:
+    """PSS and RSS summed over ``pids`` (a process gone meanwhile counts 0)."""
+    chosen = tuple(pids)
+    pss = rss = 0
+    for pid in chosen:
+        one_pss, one_rss = _rollup(pid)
+        pss += one_pss
+        rss += one_rss
+    return Memory(pss, rss, chosen)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+
+
+def end_process(pid: int, timeout: float = 15.0) -> None:
+    """SIGTERM ``pid``, SIGKILL after ``timeout``; returns once it is gone (or a zombie)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if _gone(pid):
+                return
+            time.sleep(0.05)
