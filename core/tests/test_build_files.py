@@ -10,8 +10,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from pydockerd.build import files
-from pydockerd.build.context import read_dockerfile, unpack_context
+from pydockerd.builder import files
+from pydockerd.builder.context import read_dockerfile, unpack_context
 from pydockerd.errors import InvalidParameter
 
 

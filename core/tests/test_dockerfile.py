@@ -10,7 +10,7 @@ import json
 import time
 
 import pytest
-from pydockerd.build.dockerfile import (
+from pydockerd.builder.dockerfile import (
     Dockerfile,
     DockerfileError,
     Heredoc,

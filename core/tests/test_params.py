@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -103,6 +104,13 @@ def test_garbage_timestamp_names_the_parameter(raw: str) -> None:
     with pytest.raises(InvalidParameter) as caught:
         parse_timestamp_ns(raw, "until")
     assert str(caught.value) == f"invalid value for until: {raw!r}"
+
+
+def test_a_go_duration_is_that_long_ago() -> None:
+    before = time.time_ns()
+    value = parse_timestamp_ns("1h30m", "until")
+    assert value is not None
+    assert before - 5_400_000_000_000 <= value <= time.time_ns() - 5_400_000_000_000
 
 
 def test_rfc3339_without_a_zone_is_local_time() -> None:

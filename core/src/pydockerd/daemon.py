@@ -19,7 +19,7 @@ from typing import IO, Any
 from loguru import logger
 
 from pydockerd import __version__
-from pydockerd.build.builder import Builder
+from pydockerd.builder.engine import Builder
 from pydockerd.containers.execs import ExecService
 from pydockerd.containers.service import ContainerService
 from pydockerd.errors import ConfigError

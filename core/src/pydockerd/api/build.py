@@ -1,5 +1,5 @@
 """``POST /build`` (the legacy builder protocol the docker CLI uses without buildx) and
-``POST /build/prune``. The work is :class:`pydockerd.build.builder.Builder`'s."""
+``POST /build/prune``. The work is :class:`pydockerd.builder.engine.Builder`'s."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from aiohttp import web
 from pydockerd.api.keys import DAEMON
 from pydockerd.api.params import parse_bool, parse_filters, parse_timestamp_ns
 from pydockerd.api.responses import json_response, progress_stream
-from pydockerd.build.builder import Builder, BuildOptions
-from pydockerd.build.cache import BuildCache
-from pydockerd.build.context import unpack_context
+from pydockerd.builder.cache import BuildCache
+from pydockerd.builder.context import unpack_context
+from pydockerd.builder.engine import Builder, BuildOptions
 from pydockerd.errors import InvalidParameter, Unavailable
 from pydockerd.images.reference import parse_repository_tag
 from pydockerd.images.transfer import credentials_from_json, decode_json_header

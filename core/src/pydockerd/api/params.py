@@ -113,7 +113,10 @@ def parse_timestamp_ns(raw: str | None, name: str) -> int | None:
         nanos = int(fraction[:9].ljust(9, "0")) if fraction else 0
         return int(seconds) * 1_000_000_000 + (-nanos if seconds.startswith("-") else nanos)
     if _DURATION.fullmatch(raw):  # a duration: that long before now
-        return time.time_ns() - parse_duration_ns(raw)
+        try:
+            return time.time_ns() - parse_duration_ns(raw)
+        except InvalidParameter:
+            raise InvalidParameter(f"invalid value for {name}: {raw!r}") from None
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:

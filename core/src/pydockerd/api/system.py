@@ -19,7 +19,7 @@ from pydockerd.api.images import image_summary
 from pydockerd.api.keys import DAEMON
 from pydockerd.api.params import parse_filters, parse_timestamp_ns
 from pydockerd.api.responses import json_response
-from pydockerd.build.cache import BuildCache
+from pydockerd.builder.cache import BuildCache
 from pydockerd.daemon import Daemon
 from pydockerd.events import EVENT_FILTERS, event_matches
 from pydockerd.images.transfer import registry_info

@@ -30,9 +30,9 @@ from typing import Any
 
 import aiohttp
 
-from pydockerd.build import files
-from pydockerd.build.context import read_dockerfile
-from pydockerd.build.dockerfile import (
+from pydockerd.builder import files
+from pydockerd.builder.context import read_dockerfile
+from pydockerd.builder.dockerfile import (
     Dockerfile,
     Heredoc,
     Instruction,
