@@ -278,7 +278,7 @@ class Bench:
         try:
             for count in counts:
                 self._grow(count)
-                if count == self.settings.memory_containers:
+                if count == self.settings.memory_containers or count == counts[-1]:
                     self._per_container(count, sides)
                 if count in self.settings.ps_counts:
                     self._ps(count, sides)
@@ -321,9 +321,12 @@ class Bench:
             for engine in self.engines:
                 figure.notes[engine.name] = _breakdown(engine)
 
+        name = "memory-per-container"
+        if count != self.settings.memory_containers:  # the slope again, with the most
+            name += f"-{count}"
         self._figure(
             Figure(
-                "memory-per-container",
+                name,
                 f"PSS added per running container (N={count})",
                 "MiB",
                 0.15,

@@ -40,14 +40,16 @@ def _parents() -> dict[int, int]:
     return found
 
 
-def children(pid: int) -> list[int]:
-    """Every descendant of ``pid``."""
-    parents = _parents()
+def children(pid: int, parents: dict[int, int] | None = None) -> list[int]:
+    """Every descendant of ``pid`` (``parents``: a :func:`_parents` table read already)."""
+    parents = _parents() if parents is None else parents
+    kids_of: dict[int, list[int]] = {}
+    for child, parent in parents.items():
+        kids_of.setdefault(parent, []).append(child)
     found: list[int] = []
     todo = [pid]
     while todo:
-        current = todo.pop()
-        kids = [p for p, parent in parents.items() if parent == current]
+        kids = kids_of.get(todo.pop(), [])
         found += kids
         todo += kids
     return found
@@ -65,9 +67,10 @@ def tree(roots: Iterable[int]) -> list[int]:
     process's): the engine's own processes, not the containers' (which each have their own
     pid namespace, in both engines)."""
     host = pid_namespace(os.getpid())
+    parents = _parents()  # one look at /proc, however many roots (500 shims)
     found: list[int] = []
     for root in roots:
-        for pid in [root, *children(root)]:
+        for pid in [root, *children(root, parents)]:
             if pid not in found and pid_namespace(pid) == host:
                 found.append(pid)
     return found
