@@ -3,6 +3,7 @@ a command runs in a loop, or on a client command itself.
 
     uv run python -m bench.profile daemon -n 20 -- docker run --rm busybox true
     uv run python -m bench.profile client -n 10 -- pydocker run --rm busybox true
+    uv run python -m bench.profile daemon -n 50 --containers 100 -- docker ps
 
 ``daemon`` samples the daemon and the supervisor (one py-spy each, attached by pid) while
 the command runs ``-n`` times against them; ``client`` runs the command itself under
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import shutil
 import subprocess
 import sys
@@ -108,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("where", choices=("daemon", "client"))
     parser.add_argument("-n", "--runs", type=int, default=20)
     parser.add_argument("--out", type=Path, help="keep the collapsed stacks here")
+    parser.add_argument(
+        "--containers", type=int, default=0, help="start this many sleeping containers first"
+    )
     parser.add_argument("command", nargs="+")
     args = parser.parse_args(argv)
     command = [DOCKER_CLI if args.command[0] == "docker" else args.command[0], *args.command[1:]]
@@ -127,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         status, body = engine.request("POST", "/images/load?quiet=1", busybox.read_bytes())
         if status != 200:
             raise RuntimeError(body.decode(errors="replace"))
+        for _ in range(args.containers):
+            spec = {"Image": "busybox", "Cmd": ["sleep", "100000"]}
+            created = engine.request("POST", "/containers/create", spec)[1]
+            engine.request("POST", f"/containers/{json.loads(created)['Id']}/start")
         if args.where == "daemon":
             _daemon(engine, command, args.runs, out)
         else:
