@@ -493,12 +493,16 @@ class RegistryTransport(Driver):
         platform: str,
         blobs: BlobSink,
         progress: ProgressFn,
+        resolved: Callable[[PullResult], None] | None = None,
     ) -> PullResult:
         """Fetch the manifest ``reference`` (a tag or a digest) names, resolve an index to
         ``platform`` (``os/arch[/variant]``), and download its config and every layer the
         store lacks, several at once, each verified, an interrupted one resumed.
 
-        A manifest fetched by digest is checked against it.
+        A manifest fetched by digest is checked against it. ``resolved``, when given, is
+        called once with what the pull will return as soon as the manifests and the config
+        are stored and before any layer is downloaded: the daemon then unpacks each layer
+        while the next ones download (it waits for each in :meth:`BlobSink.has`).
         """
 
     @abstractmethod

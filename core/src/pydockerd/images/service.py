@@ -109,13 +109,27 @@ class ImageService:
         self.content.clean_ingest()
         for dropped in self.content.clean_partials():
             logger.info("dropped the stale partial download of {}", dropped)
+        await self.remove_unused_layers()
+        layers = self.store.layers()
+        known = {layer.cache_id for layer in layers} | self.layers_in_use_by_containers()
+        for cache_id in self.driver.layer_ids():
+            if cache_id not in known:
+                logger.info("removing storage layer {} that no image or container uses", cache_id)
+                await self.driver.remove(cache_id)
+        self._collect_blobs()
+
+    async def remove_unused_layers(self, candidates: set[str] | None = None) -> None:
+        """Remove the layers (of ``candidates``, chain IDs; all when None) that no image or
+        container stands on, top-down: a layer goes only once nothing stands on it."""
         used = self.store.layers_in_use() | self.chains_in_use_by_containers()
         layers = self.store.layers()
         parents = {layer.parent for layer in layers}
         removed = True
-        while removed:  # top-down: a layer goes only once nothing stands on it
+        while removed:
             removed = False
             for layer in list(layers):
+                if candidates is not None and layer.chain_id not in candidates:
+                    continue
                 if layer.chain_id not in used and layer.chain_id not in parents:
                     logger.info("removing unreferenced layer {}", layer.chain_id)
                     await self.driver.remove(layer.cache_id)
@@ -123,12 +137,6 @@ class ImageService:
                     layers.remove(layer)
                     parents = {x.parent for x in layers}
                     removed = True
-        known = {layer.cache_id for layer in layers} | self.layers_in_use_by_containers()
-        for cache_id in self.driver.layer_ids():
-            if cache_id not in known:
-                logger.info("removing storage layer {} that no image or container uses", cache_id)
-                await self.driver.remove(cache_id)
-        self._collect_blobs()
 
     def _collect_blobs(self) -> None:
         referenced: set[str] = set()
@@ -194,10 +202,11 @@ class ImageService:
 
     # -- adding images --------------------------------------------------------------------
 
-    async def _ensure_layers(
+    async def ensure_layers(
         self, diff_ids: list[str], blobs: list[str], on_layer: LayerProgress | None = None
     ) -> LayerRecord | None:
-        """Every layer of a stack in the driver (unpacked once per chain ID); the top one."""
+        """Every layer of a stack in the driver (unpacked once per chain ID); the top one.
+        The caller holds :attr:`lock`."""
         top: LayerRecord | None = None
         for chain_id, diff_id, blob in zip(chain_ids(diff_ids), diff_ids, blobs, strict=True):
             existing = self.store.layer(chain_id)
@@ -261,7 +270,7 @@ class ImageService:
             raise InvalidParameter(
                 f"image {config_digest} has {len(layer_blobs)} layers, its config {len(diff_ids)}"
             )
-        top = await self._ensure_layers(diff_ids, layer_blobs, on_layer)
+        top = await self.ensure_layers(diff_ids, layer_blobs, on_layer)
         size = sum(layer.size for layer in self.store.layer_chain(top.chain_id if top else None))
         moved: list[tuple[Reference, str]] = []
         existing = self.store.image(config_digest)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import gzip
 import ipaddress
 import json
@@ -39,7 +40,7 @@ from pydockerd.errors import Forbidden, InvalidParameter, NotFound, Unauthorized
 from pydockerd.images.blobsink import ContentBlobSink
 from pydockerd.images.reference import DEFAULT_DOMAIN, DEFAULT_TAG, Reference
 from pydockerd.images.service import ImageService, short_id
-from pydockerd.images.store import ImageRecord, LayerRecord
+from pydockerd.images.store import ImageRecord, LayerRecord, chain_ids
 from pydockerd.plugin import RegistryTransport
 from pydockerd.settings import RegistrySettings
 
@@ -274,12 +275,15 @@ class Transfers:
         reference = ref.digest or ref.tag or DEFAULT_TAG
         started = False
 
+        unpacker = _Unpacker(self.images, report)
+
         def progress(update: Progress) -> None:
             nonlocal started
             if not started:
                 started = True
                 report({"status": f"Pulling from {ref.path}", "id": reference})
             report(_message(update))
+            unpacker.wake()  # a layer may be stored now
 
         blobs = ContentBlobSink(self.images.content)  # holds what it stores until recorded
         try:
@@ -290,6 +294,7 @@ class Transfers:
                     platform=platform or DEFAULT_PLATFORM,
                     blobs=blobs,
                     progress=progress,
+                    resolved=unpacker.start,
                 )
             except (Unauthorized, Forbidden) as e:
                 # moby answers a refused pull as "not found" (its notFoundError), never 401:
@@ -298,7 +303,11 @@ class Transfers:
             if not started:  # nothing was reported: every blob was there already
                 started = True
                 report({"status": f"Pulling from {ref.path}", "id": reference})
+            await unpacker.finish()
             return await self._record_pull(ref, result, report)
+        except BaseException:
+            await unpacker.abandon()
+            raise
         finally:
             blobs.release()
 
@@ -545,6 +554,72 @@ class Transfers:
                 while chunk := source.read(1 << 20):
                     out.write(chunk)
             return writer.commit()
+
+
+class _Unpacker:
+    """Unpacks a pull's layers, bottom up, each as soon as it is stored, while the next ones
+    download (as Docker extracts during a pull). What it unpacked for a pull that then failed
+    is removed unless something else stands on it."""
+
+    def __init__(self, images: ImageService, report: Report) -> None:
+        self.images = images
+        self.report = report
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._chains: set[str] = set()
+        self._existing: set[str] = set()
+        self._downloaded = False
+
+    def start(self, result: PullResult) -> None:
+        """The transport resolved the image (its config is stored): begin."""
+        if self._task is None:
+            self._existing = {layer.chain_id for layer in self.images.store.layers()}
+            self._task = asyncio.ensure_future(self._run(result))
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _run(self, result: PullResult) -> None:
+        try:
+            diff_ids = list(self.images.config(result.config.digest)["rootfs"]["diff_ids"])
+        except (ValueError, KeyError, TypeError):
+            return  # add_image names what is wrong with the config
+        blobs = [layer.digest for layer in result.layers]
+        if len(diff_ids) != len(blobs):
+            return
+        self._chains = set(chain_ids(diff_ids))
+        content = self.images.content
+        for count, blob in enumerate(blobs, start=1):
+            while not content.has(blob):
+                if self._downloaded:  # the transport is done and did not store it
+                    raise NotFound(f"blob {blob} of the pull is not stored")
+                self._wake.clear()
+                if not content.has(blob):
+                    await self._wake.wait()
+            async with self.images.lock:
+                await self.images.ensure_layers(diff_ids[:count], blobs[:count], self._layer)
+
+    def _layer(self, blob: str, status: str) -> None:
+        self.report({"status": status, "progressDetail": {}, "id": _short(blob)})
+
+    async def finish(self) -> None:
+        """Every layer is downloaded: wait for the last ones to be unpacked."""
+        if self._task is not None:
+            self._downloaded = True
+            self._wake.set()
+            await self._task
+
+    async def abandon(self) -> None:
+        """The pull failed: stop, and remove the layers it unpacked that nothing uses."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(BaseException):
+            await self._task
+        mine = self._chains - self._existing
+        if mine:
+            async with self.images.lock:
+                await self.images.remove_unused_layers(mine)
 
 
 class _Writer:

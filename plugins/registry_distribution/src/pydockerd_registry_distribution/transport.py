@@ -258,6 +258,7 @@ class DistributionTransport(RegistryTransport):
         platform: str,
         blobs: BlobSink,
         progress: ProgressFn,
+        resolved: Callable[[PullResult], None] | None = None,
     ) -> PullResult:
         scopes = [f"repository:{repository.path}:pull"]
 
@@ -269,6 +270,7 @@ class DistributionTransport(RegistryTransport):
                 platform=platform,
                 blobs=blobs,
                 progress=progress,
+                resolved=resolved,
             )
 
         return await self._walk(repository, scopes, operation, mirrors=True)
@@ -335,6 +337,7 @@ class DistributionTransport(RegistryTransport):
         platform: str,
         blobs: BlobSink,
         progress: ProgressFn,
+        resolved: Callable[[PullResult], None] | None,
     ) -> PullResult:
         manifest = await self._manifest(session, repository, reference)
         index = None
@@ -364,8 +367,11 @@ class DistributionTransport(RegistryTransport):
         blobs.write(manifest.data, manifest.digest)
         if not blobs.has(config.digest):
             blobs.write(await self._small_blob(session, repository, config), config.digest)
+        result = PullResult(manifest=manifest, config=config, layers=layers, index=index)
+        if resolved is not None:
+            resolved(result)
         await self._download_layers(session, repository, layers, blobs, progress)
-        return PullResult(manifest=manifest, config=config, layers=layers, index=index)
+        return result
 
     async def _small_blob(
         self, session: Session, repository: RemoteRepository, descriptor: Descriptor
