@@ -112,6 +112,12 @@ def content_dir(daemon: DaemonProcess) -> Path:
     return driver_dir / "content"
 
 
+def storage_layers(daemon: DaemonProcess) -> set[str]:
+    """The layer directories of the daemon's storage driver."""
+    (driver_dir,) = (daemon.data_root / "storage").iterdir()
+    return {p.name for p in driver_dir.iterdir() if len(p.name) == 64}
+
+
 def test_push_and_pull_with_the_reference_registry(
     env: dict[str, str], reference: ReferenceRegistry
 ) -> None:
@@ -300,6 +306,7 @@ def test_a_blob_that_does_not_match_its_digest_fails_the_pull_and_stores_nothing
     bad = image.layer_digests[1]
     reference.tamper(bad)
     name = f"{reference.host}/e2e/tampered:v1"
+    layers_before = storage_layers(daemon)
     result = docker(env, "pull", name)
     assert result.returncode == 1
     assert f"verification failed for digest {bad}" in result.stderr, result.stderr
@@ -307,6 +314,8 @@ def test_a_blob_that_does_not_match_its_digest_fails_the_pull_and_stores_nothing
     content = content_dir(daemon)
     assert not (content / "blobs" / "sha256" / bad.removeprefix("sha256:")).exists()
     assert not [p for p in (content / "partial").iterdir() if bad[7:] in p.name]
+    # the good first layer was unpacked while the second downloaded: it is gone again
+    assert storage_layers(daemon) == layers_before
 
 
 def _first_downloading(messages: list[dict[str, Any]], layer: str) -> int:
