@@ -12,6 +12,7 @@ Exit statuses, as the docker CLI's:
 
 from __future__ import annotations
 
+import importlib
 import logging
 import signal
 import threading
@@ -23,16 +24,6 @@ import click
 
 from pydocker import __version__
 from pydocker.api import parse_host, resolve_host
-from pydocker.commands import (
-    build,
-    container,
-    image,
-    network,
-    plugin,
-    registry,
-    system,
-    volume,
-)
 from pydocker.errors import PydockerError
 from pydocker.options import State
 
@@ -40,6 +31,29 @@ __all__ = ["main"]
 
 USAGE_ERROR_STATUS = 125
 INTERRUPTED_STATUS = 130
+COMMAND_MODULES = {
+    **dict.fromkeys(("version", "info", "events"), "system"),
+    "plugin": "plugin",
+    **dict.fromkeys(
+        ("image", "images", "inspect", "tag", "rmi", "history", "save", "load", "import"),
+        "image",
+    ),
+    "system": "image",
+    **dict.fromkeys(("pull", "push", "login", "logout"), "registry"),
+    **dict.fromkeys(("build", "builder"), "build"),
+    **dict.fromkeys(
+        (
+            "container", "create", "run", "start", "attach", "exec", "logs", "wait", "stop",
+            "kill", "restart", "rm", "pause", "unpause", "rename", "top", "port", "ps", "stats",
+        ),
+        "container",
+    ),
+    "volume": "volume",
+    "network": "network",
+}  # fmt: skip
+"""Each top-level command and the module of ``pydocker.commands`` whose ``COMMANDS`` has it:
+a command's module is imported when the command is looked up, so ``run`` does not import
+``build``'s (and everything else's) code."""
 LOG_LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -83,6 +97,14 @@ class _RootGroup(click.Group):
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, signal.default_int_handler)
         return super().main(*args, **kwargs)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            _load_commands(self, COMMAND_MODULES[cmd_name])
+        return self.commands.get(cmd_name)
 
     def make_context(
         self,
@@ -151,17 +173,14 @@ def main(ctx: click.Context, host: str | None, log_level: str) -> None:
     ctx.call_on_close(state.close)
 
 
-for _command in (
-    *system.COMMANDS,
-    *plugin.COMMANDS,
-    *image.COMMANDS,
-    *registry.COMMANDS,
-    *build.COMMANDS,
-    *container.COMMANDS,
-    *volume.COMMANDS,
-    *network.COMMANDS,
-):
-    main.add_command(_command)
-image.image.add_command(registry.pull)
-image.image.add_command(registry.push)
-image.image.add_command(build.build)
+def _load_commands(group: click.Group, module_name: str) -> None:
+    """Import ``pydocker.commands.<module_name>`` and add its commands to ``group``;
+    ``image`` also gets ``image pull``, ``image push`` and ``image build`` from theirs."""
+    module = importlib.import_module(f"pydocker.commands.{module_name}")
+    for command in module.COMMANDS:
+        group.commands.setdefault(str(command.name), command)
+    if module_name == "image":
+        from pydocker.commands import build, registry
+
+        for command in (registry.pull, registry.push, build.build):
+            module.image.commands.setdefault(str(command.name), command)
