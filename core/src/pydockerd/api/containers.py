@@ -190,8 +190,8 @@ async def listing(request: web.Request) -> web.StreamResponse:
     with_size = parse_bool(request.query.get("size"))
     return json_response(
         [
-            c.summary(await service.size(c) if with_size else None, service.attachments(c))
-            for c in found
+            c.summary(await service.size(c) if with_size else None, attachments)
+            for c, attachments in zip(found, service.attachments_of(found), strict=True)
         ]
     )
 

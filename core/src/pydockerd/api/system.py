@@ -217,9 +217,10 @@ async def system_df(request: web.Request) -> web.StreamResponse:
         body["BuildCache"] = BuildCache(images).usage()
     if daemon.containers is not None:
         containers = daemon.containers
+        listed = containers.listing(all_=True, limit=-1, filters={})
         body["Containers"] = [
-            c.summary(await containers.size(c), containers.attachments(c))
-            for c in containers.listing(all_=True, limit=-1, filters={})
+            c.summary(await containers.size(c), attachments)
+            for c, attachments in zip(listed, containers.attachments_of(listed), strict=True)
         ]
     if daemon.volumes is not None:
         body["Volumes"] = [

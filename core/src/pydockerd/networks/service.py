@@ -134,12 +134,14 @@ class NetworkService:
     def networks(self) -> list[NetworkRecord]:
         return self.store.networks()
 
-    def get(self, name: str) -> NetworkRecord:
+    def get(self, name: str, networks: Sequence[NetworkRecord] | None = None) -> NetworkRecord:
         """The network ``name`` refers to: its name, full ID or an ID prefix (as Docker).
 
+        :param networks: look among these (``store.networks()`` read once for many
+            lookups) instead of reading the store now.
         :raises NotFound: Docker's ``network x not found``.
         """
-        networks = self.store.networks()
+        networks = self.store.networks() if networks is None else networks
         for network in networks:
             if name in (network.name, network.id):
                 return network
