@@ -174,3 +174,18 @@ async def test_emit_records_and_returns_the_event(make_daemon: MakeDaemon) -> No
     assert (event.type, event.action, event.actor_id) == ("network", "create", "n1")
     assert event.attributes == {"name": "front"}
     assert daemon.events.history(since_ns=None) == [event]
+
+
+def test_dns_code_is_imported_only_when_a_network_needs_a_server() -> None:
+    code = (
+        "import sys\n"
+        "import pydockerd.daemon\n"
+        "from pydockerd.daemon import _dns_server\n"
+        "print('dns' in sys.modules, 'pydockerd.networks.dns' in sys.modules)\n"
+        "server = _dns_server('127.0.0.1', lambda name: None, [], port=0)\n"
+        "print(type(server).__module__)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.split("\n")[:2] == ["False False", "pydockerd.networks.dns"]

@@ -27,7 +27,6 @@ from pydockerd.events import EventBus
 from pydockerd.images.service import ImageService
 from pydockerd.images.transfer import Transfers
 from pydockerd.manager import ComponentStatus, PluginManager
-from pydockerd.networks.dns import DnsServer
 from pydockerd.networks.service import NetworkService
 from pydockerd.plugin import (
     Driver,
@@ -45,6 +44,14 @@ from pydockerd.supervisor.server import DriverSetup
 from pydockerd.volumes.service import VolumeService
 
 __all__ = ["Daemon"]
+
+
+def _dns_server(*args: Any, **kwargs: Any) -> Any:
+    """A :class:`pydockerd.networks.dns.DnsServer`, imported the first time a network needs
+    one: dnspython costs an idle daemon without user-defined networks about 7 MiB."""
+    from pydockerd.networks.dns import DnsServer
+
+    return DnsServer(*args, **kwargs)
 
 
 def _lock(path: Path, what: str) -> IO[str]:
@@ -202,7 +209,7 @@ class Daemon:
             network_drivers,
             settings.network,
             self.emit,
-            dns_server=DnsServer,
+            dns_server=_dns_server,
         )
         log_drivers = {}
         for row in self._usable("log"):
