@@ -43,6 +43,11 @@ def configure_logging(level: str, fmt: str) -> None:
         logger.add(
             sys.stderr, level=level.upper(), format=_TEXT_FORMAT, colorize=sys.stderr.isatty()
         )
-    logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
+    # The standard library's loggers drop what loguru would drop before making a record of
+    # it: pyroute2 logs at debug on every netlink exchange, and at level 0 each such record
+    # was built, formatted and handed over (with a walk up the stack) to be thrown away.
+    logging.basicConfig(
+        handlers=[InterceptHandler()], level=logger.level(level.upper()).no, force=True
+    )
     # aiohttp's access log is replaced by our own line per request (with its request id).
     logging.getLogger("aiohttp.access").disabled = True
