@@ -48,6 +48,25 @@ def test_run_rm_prints_hi_and_removes_the_container(engine: DaemonProcess) -> No
     assert run(engine, "ps", "-a", "-q", "--filter", "name=hi-once")[1] == ""
 
 
+def test_run_rm_leaves_no_endpoint_mount_or_directory(engine: DaemonProcess) -> None:
+    code, out, err = run(engine, "run", "--rm", "-d", "--name", "rm-clean", "busybox", "sleep", "1")
+    assert code == 0, err
+    container_id = out.strip()
+    status, _, body = engine.request("POST", f"/containers/{container_id}/wait?condition=removed")
+    assert (status, json.loads(body)["StatusCode"]) == (200, 0), body
+    # answered once the removal is recorded: nothing of it is visible any more
+    assert run(engine, "inspect", container_id)[0] == 1
+    assert leftovers(container_id, engine.cgroup_parent) == []
+    bridge = engine.get_json("/networks/bridge")
+    assert container_id not in (bridge.get("Containers") or {})
+    # its directory (config, logs) goes in the background, soon after
+    containers = engine.data_root / "containers"
+    wait_for(
+        lambda: not any(container_id in p.name for p in containers.iterdir()),
+        what="the container's directory to go",
+    )
+
+
 def test_exit_status_is_the_containers(engine: DaemonProcess) -> None:
     code, _, err = run(engine, "run", "--rm", "busybox", "sh", "-c", "exit 3")
     assert code == 3, err

@@ -779,18 +779,31 @@ class ContainerService:
         """Undo what a start made: endpoints (the container's namespace is gone, or about
         to go), volumes, then the root filesystem."""
         live = self.live[container.id]
-        for endpoint in self.networks.endpoints(container_id=container.id):
-            await self.networks.release(endpoint, None)
-        for point in container.mounts:
-            if point.type == "volume":
-                with contextlib.suppress(PydockerdError):
-                    await self.volumes.unmount(point.name, container.id)
-        if live.rootfs is not None:
-            live.rootfs = None
-            try:
-                await self.storage.unmount(container.id)
-            except PydockerdError as e:
-                logger.warning("container {}: cannot unmount its root: {}", container.id[:12], e)
+
+        async def endpoints() -> None:
+            for endpoint in self.networks.endpoints(container_id=container.id):
+                await self.networks.release(endpoint, None)
+
+        async def filesystems() -> None:
+            for point in container.mounts:
+                if point.type == "volume":
+                    with contextlib.suppress(PydockerdError):
+                        await self.volumes.unmount(point.name, container.id)
+            if live.rootfs is not None:
+                live.rootfs = None
+                try:
+                    await self.storage.unmount(container.id)
+                except PydockerdError as e:
+                    logger.warning(
+                        "container {}: cannot unmount its root: {}", container.id[:12], e
+                    )
+
+        # Independent: the network driver's leave (a netlink exchange or two) goes on while
+        # the mounts are undone, and both finish before this returns, whatever fails.
+        results = await asyncio.gather(endpoints(), filesystems(), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     def log_context(self, container: Container) -> LogContext:
         return LogContext(
@@ -1136,7 +1149,9 @@ class ContainerService:
             del self.containers[container.id]
             self.names.pop(container.name, None)
             await self.storage.remove(container.id)
-            shutil.rmtree(doomed, ignore_errors=True)
+            # the renamed directory (config, logs) is no state any more: it is deleted in a
+            # thread after the removal is answered, or at the next start-up if the daemon dies
+            self._spawn(asyncio.to_thread(shutil.rmtree, doomed, ignore_errors=True))
             for point in container.mounts:
                 if point.type == "volume" and point.anonymous and volumes:
                     with contextlib.suppress(PydockerdError):
