@@ -9,6 +9,7 @@ from pydockerd.api.streams import _scan, detach_sequence
 from pydockerd.containers.config import MountPoint
 from pydockerd.containers.model import (
     ZERO_TIME,
+    Attachment,
     Container,
     State,
     human_duration,
@@ -105,6 +106,15 @@ def test_container_saves_and_loads(tmp_path: Path) -> None:
     }
     assert container.summary(None)["Command"] == "sh -c true"
     assert container.inspect({}, None)["HostConfig"]["LogConfig"]["Type"] == "json-file"
+    attachments = [
+        Attachment(network="bridge", network_id="n1", gateway="10.0.0.1", address="10.0.0.2/24"),
+        Attachment(network="front", network_id="n2", aliases=("web",)),
+    ]
+    summary = container.summary(None, attachments)["NetworkSettings"]
+    full = container.inspect({}, None, attachments)["NetworkSettings"]
+    assert summary == {"Networks": full["Networks"]}
+    assert set(summary["Networks"]) == {"bridge", "front"}
+    assert parse_rfc3339("2023-11-14T22:13:20.5Z") == 1_700_000_000.5
 
 
 def test_names() -> None:

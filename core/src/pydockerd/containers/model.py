@@ -7,6 +7,7 @@ rewritten atomically on every change), its log files, ``hosts``, ``hostname``,
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Sequence
@@ -47,6 +48,7 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_rfc3339(text: str) -> float:
     """Seconds since the epoch of an RFC 3339 time (``0`` for Go's zero time)."""
     if not text or text.startswith("0001-"):
@@ -336,7 +338,7 @@ class Container:
             "State": self.state.status,
             "Status": status_line(self.state),
             "HostConfig": {"NetworkMode": self.host_config.get("NetworkMode", "bridge")},
-            "NetworkSettings": {"Networks": self.network_settings(attachments)["Networks"]},
+            "NetworkSettings": {"Networks": {a.network: a.to_api() for a in attachments}},
             "Mounts": [m.to_api() for m in self.mounts],
         }
         if size is not None:
