@@ -1248,6 +1248,7 @@ def command_line(instruction: Instruction, shell: Sequence[str] = _DEFAULT_SHELL
 # --------------------------------------------------------------------------------------
 # HEALTHCHECK.
 
+
 def _go_duration(text: str) -> int:
     """Go's ``time.ParseDuration`` in nanoseconds, its errors as this file's."""
     try:

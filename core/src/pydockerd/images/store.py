@@ -231,8 +231,7 @@ class ImageStore:
             return None
         with self.transaction() as db:
             db.execute(
-                "UPDATE build_cache SET last_used = ?, usage_count = usage_count + 1 "
-                "WHERE key = ?",
+                "UPDATE build_cache SET last_used = ?, usage_count = usage_count + 1 WHERE key = ?",
                 (time.time(), key),
             )
         return str(row[0])
