@@ -20,18 +20,23 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from pydockerd.testing.daemon import DaemonProcess, UnixHTTPConnection, cgroup_dirs, start_daemon
+from pydockerd.testing.daemon import (
+    DaemonProcess,
+    UnixHTTPConnection,
+    end_process,
+    remove_cgroups,
+    start_daemon,
+)
 from pydockerd.testing.drivers import detach_mounts_under
 
 from bench import procs
 
-__all__ = ["DOCKER_CLI", "Docker", "Engine", "Pydockerd", "remove_cgroups"]
+__all__ = ["DOCKER_CLI", "Docker", "Engine", "Pydockerd"]
 
 DOCKER_CLI = "/usr/local/bin/docker" if Path("/usr/local/bin/docker").exists() else "docker"
 """The docker CLI the tests use (28.2.2); Debian's /usr/bin/docker is never used."""
@@ -49,26 +54,6 @@ def _request(
         return response.status, response.read()
     finally:
         conn.close()
-
-
-def remove_cgroups(parent: str) -> None:
-    """End every process under the cgroup ``parent`` (every hierarchy) and remove it."""
-    for top in cgroup_dirs(parent):
-        directories = sorted((d for d in top.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts))
-        for directory in [*directories, top]:
-            for _ in range(100):
-                try:
-                    pids = (directory / "cgroup.procs").read_text().split()
-                except OSError:
-                    break
-                for pid in pids:
-                    with contextlib.suppress(ProcessLookupError, ValueError):
-                        os.kill(int(pid), signal.SIGKILL)
-                try:
-                    directory.rmdir()
-                    break
-                except OSError:
-                    time.sleep(0.05)
 
 
 class Engine:
@@ -298,7 +283,7 @@ class Docker(Engine):
                     process.kill()
                     process.wait()
         for shim in self.shims():
-            procs.end_process(shim)
+            end_process(shim)
         remove_cgroups(self.cgroup_parent)
         detach_mounts_under(self.base)
         ports = subprocess.run(

@@ -83,6 +83,6 @@ def _stop_default_instances() -> None:
             pid = int(pidfile.read_text().strip())
         except (OSError, ValueError):
             continue
-        from bench.procs import end_process
+        from pydockerd.testing.daemon import end_process
 
         end_process(pid)

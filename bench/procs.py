@@ -7,15 +7,12 @@ one interpreter are not counted a hundred or two times over. RSS is kept beside 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Memory", "children", "cmdline", "end_process", "memory", "pid_namespace", "tree"]
+__all__ = ["Memory", "children", "cmdline", "memory", "pid_namespace", "tree"]
 
 
 @dataclass(frozen=True)
@@ -108,23 +105,3 @@ def memory(pids: Iterable[int]) -> Memory:
         pss += one_pss
         rss += one_rss
     return Memory(pss, rss, chosen)
-
-
-def _gone(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
-
-
-def end_process(pid: int, timeout: float = 15.0) -> None:
-    """SIGTERM ``pid``, SIGKILL after ``timeout``; returns once it is gone (or a zombie)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if _gone(pid):
-                return
-            time.sleep(0.05)

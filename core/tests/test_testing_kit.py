@@ -14,7 +14,7 @@ from pydockerd.testing.daemon import (
     DaemonNetwork,
     DaemonProcess,
     DaemonStartError,
-    _end_process,
+    end_process,
     start_daemon,
 )
 
@@ -73,11 +73,11 @@ def test_supervisor_pid_is_the_holder_of_the_lock_only(short_tmp: Path) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_end_process_counts_a_zombie_as_gone() -> None:
+def testend_process_counts_a_zombie_as_gone() -> None:
     child = subprocess.Popen(["sleep", "60"])  # not reaped until wait(): a zombie once ended
     try:
         started = time.monotonic()
-        _end_process(child.pid, timeout=20)
+        end_process(child.pid, timeout=20)
         assert time.monotonic() - started < 10
     finally:
         child.kill()
@@ -86,7 +86,7 @@ def test_end_process_counts_a_zombie_as_gone() -> None:
 
 
 @pytest.mark.timeout(60)
-def test_end_process_kills_what_ignores_sigterm_and_is_bounded() -> None:
+def testend_process_kills_what_ignores_sigterm_and_is_bounded() -> None:
     code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
     code += " print('ready', flush=True); time.sleep(60)"
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -94,7 +94,7 @@ def test_end_process_kills_what_ignores_sigterm_and_is_bounded() -> None:
         assert child.stdout is not None
         assert child.stdout.readline() == "ready\n"
         started = time.monotonic()
-        _end_process(child.pid, timeout=0.5)
+        end_process(child.pid, timeout=0.5)
         assert time.monotonic() - started < 5
     finally:
         child.kill()

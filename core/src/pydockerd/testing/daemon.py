@@ -31,6 +31,8 @@ __all__ = [
     "DaemonStartError",
     "UnixHTTPConnection",
     "cgroup_dirs",
+    "end_process",
+    "remove_cgroups",
     "start_daemon",
 ]
 
@@ -178,9 +180,9 @@ class DaemonProcess:
         self.stop()
         supervisor = self.supervisor_pid()
         if supervisor is not None:
-            _end_process(supervisor)
+            end_process(supervisor)
         if self.cgroup_parent:
-            _remove_cgroups(self.cgroup_parent)
+            remove_cgroups(self.cgroup_parent)
         from pydockerd.testing.drivers import detach_mounts_under  # the kit's light: lazily
 
         detach_mounts_under(self.base_dir)
@@ -378,7 +380,7 @@ def _bridge_installed() -> bool:
     return any(ep.name == "bridge" for ep in importlib.metadata.entry_points(group="pydockerd"))
 
 
-def _end_process(pid: int, timeout: float = 15.0) -> None:
+def end_process(pid: int, timeout: float = 15.0) -> None:
     """SIGTERM ``pid``, SIGKILL it after ``timeout``, and wait until it is gone, ``timeout``
     again at most. A zombie is gone (its parent, not this process, reaps it)."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -411,7 +413,7 @@ def cgroup_dirs(parent: str, root: Path = Path("/sys/fs/cgroup")) -> list[Path]:
     ]
 
 
-def _remove_cgroups(parent: str, root: Path = Path("/sys/fs/cgroup")) -> None:
+def remove_cgroups(parent: str, root: Path = Path("/sys/fs/cgroup")) -> None:
     """End every process under ``parent`` in every hierarchy, then remove its cgroups."""
     for top in cgroup_dirs(parent, root):
         directories = sorted((d for d in top.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts))
