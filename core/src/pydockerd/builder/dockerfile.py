@@ -26,6 +26,7 @@ from pydockerd.durations import parse_duration_ns
 from pydockerd.errors import InvalidParameter
 
 __all__ = [
+    "DEFAULT_SHELL",
     "Dockerfile",
     "DockerfileError",
     "Heredoc",
@@ -55,7 +56,7 @@ _HEREDOC = re.compile(r"([0-9]*)<<(-?)([^<]*)", re.DOTALL)
 _LEADING_TABS = re.compile(r"^\t+", re.MULTILINE)
 _STAGE_NAME = re.compile(r"[a-z][a-z0-9\-_.]*")
 _ONBUILD_PREFIX = re.compile(r"^[\t\n\f\r ]*ONBUILD[\t\n\f\r ]*", re.IGNORECASE)
-_DEFAULT_SHELL = ("/bin/sh", "-c")
+DEFAULT_SHELL = ("/bin/sh", "-c")
 
 
 class DockerfileError(InvalidParameter):
@@ -1220,7 +1221,7 @@ def run_script(instruction: Instruction) -> Heredoc | None:
     return first if first.content.startswith("#!") else None
 
 
-def command_line(instruction: Instruction, shell: Sequence[str] = _DEFAULT_SHELL) -> list[str]:
+def command_line(instruction: Instruction, shell: Sequence[str] = DEFAULT_SHELL) -> list[str]:
     """RUN / CMD / ENTRYPOINT / HEALTHCHECK CMD: the command as Docker runs it.
 
     The exec form as is; the shell form as ``shell + [text]``. A RUN that is only a heredoc

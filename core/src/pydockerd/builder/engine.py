@@ -33,6 +33,7 @@ import aiohttp
 from pydockerd.builder import files
 from pydockerd.builder.context import read_dockerfile
 from pydockerd.builder.dockerfile import (
+    DEFAULT_SHELL,
     Dockerfile,
     Heredoc,
     Instruction,
@@ -50,6 +51,7 @@ from pydockerd.builder.dockerfile import (
 from pydockerd.containers.model import now_rfc3339
 from pydockerd.distribution import RegistryCredentials
 from pydockerd.errors import InvalidParameter, NotFound, PydockerdError
+from pydockerd.images.content import ContentStore
 from pydockerd.images.reference import Reference, parse_reference
 from pydockerd.images.service import ImageService, short_id
 from pydockerd.images.store import CacheRecord, ImageRecord
@@ -59,7 +61,6 @@ __all__ = ["PREDEFINED_ARGS", "BuildError", "BuildOptions", "Builder"]
 
 Report = Callable[[dict[str, Any]], None]
 
-DEFAULT_SHELL = ("/bin/sh", "-c")
 PREDEFINED_ARGS = frozenset(
     {
         "HTTP_PROXY",
@@ -309,7 +310,7 @@ class _Run:
                 return await self._from("scratch", platform)
         else:
             image_id = (await self._base_image(base, platform)).id
-        config = json.loads(json.dumps(self.images.config(image_id)))
+        config = self.images.config(image_id)  # parsed anew: ours to change
         for stale in ("container", "container_config", "docker_version"):
             config.pop(stale, None)
         return _Stage(image_id, config, {})
@@ -422,11 +423,9 @@ class _Run:
                 raise InvalidParameter("SHELL requires the arguments to be in JSON form")
             config["Shell"] = list(instruction.exec_form)
         elif keyword == "ONBUILD":
-            trigger = instruction.trigger  # with its heredoc bodies, to be parsed again
-            first = trigger.split(None, 1)[0].upper() if trigger else ""
-            if first in ("ONBUILD", "FROM", "MAINTAINER"):
-                raise InvalidParameter(f"{first} isn't allowed as an ONBUILD trigger")
-            config["OnBuild"] = [*(config.get("OnBuild") or []), trigger]
+            # the trigger with its heredoc bodies, to be parsed again (the parser has refused
+            # ONBUILD, FROM and MAINTAINER as triggers)
+            config["OnBuild"] = [*(config.get("OnBuild") or []), instruction.trigger]
         elif keyword == "MAINTAINER":
             state.config["author"] = instruction.arguments.strip()
         description = f"#(nop)  {_history_text(instruction)}"
@@ -451,7 +450,7 @@ class _Run:
         if image_id is None:
             return False
         state.image_id = image_id
-        state.config = json.loads(json.dumps(self.images.config(image_id)))
+        state.config = self.images.config(image_id)
         self.say(" ---> Using cache\n")
         self.say(f" ---> {short_id(image_id)}\n")
         return True
@@ -492,9 +491,7 @@ class _Run:
         history = list(config.get("history") or [])
         entry: dict[str, Any] = {"created": config["created"], "created_by": created_by}
         if layer is not None:
-            with layer.open("rb") as f, content.ingest() as writer:
-                writer.copy_from(f)
-                blob = writer.commit()
+            blob = await asyncio.to_thread(_store_layer, content, layer)
             blobs.append(blob)
             rootfs = config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
             rootfs["diff_ids"] = [*rootfs.get("diff_ids", []), blob]
@@ -785,6 +782,13 @@ class _Placement:
             target = destination + doc.name if into else destination
             mode = self.chmod if self.chmod is not None else 0o644
             files.write_file(rootfs, target, doc.content.encode(), owner, mode)
+
+
+def _store_layer(content: ContentStore, layer: Path) -> str:
+    """The layer tar into the content store (a worker thread's job: it may be large)."""
+    with layer.open("rb") as f, content.ingest() as writer:
+        writer.copy_from(f)
+        return writer.commit()
 
 
 def _make_workdir(rootfs: Path, workdir: str) -> bool:
