@@ -398,3 +398,20 @@ def test_a_missing_base_image_is_pulled_with_the_credentials_sent(
         assert f"Status: Downloaded newer image for {base}" in result.stdout
         assert ok(env, "run", "--rm", "pulled:1") == "pulled\n"
         ok(env, "rmi", "pulled:1", base)
+
+
+
+def test_args_before_from_are_not_in_a_stages_scope(env: dict[str, str], tmp_path: Path) -> None:
+    """As Docker: an ARG before the first FROM serves FROM lines only, until the stage
+    declares it again (FROM scratch included)."""
+    context = tmp_path / "scope"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        "ARG META=outside\nFROM scratch\nENV SEEN=[$META]\nARG META\nENV AGAIN=[$META]\n"
+    )
+    result = build(env, "-t", "scope:1", str(context))
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = json.loads(ok(env, "image", "inspect", "scope:1"))[0]["Config"]
+    assert "SEEN=[]" in config["Env"]
+    assert "AGAIN=[outside]" in config["Env"]
+    ok(env, "rmi", "scope:1")

@@ -303,7 +303,7 @@ class _Run:
                 "rootfs": {"type": "layers", "diff_ids": []},
                 "history": [],
             }
-            return _Stage(None, config, dict(self.meta_args))
+            return _Stage(None, config)
         if base.lower() in self.finished:  # stage names are not case-sensitive
             image_id = self.finished[base.lower()]
             if image_id is None:
