@@ -400,7 +400,6 @@ def test_a_missing_base_image_is_pulled_with_the_credentials_sent(
         ok(env, "rmi", "pulled:1", base)
 
 
-
 def test_args_before_from_are_not_in_a_stages_scope(env: dict[str, str], tmp_path: Path) -> None:
     """As Docker: an ARG before the first FROM serves FROM lines only, until the stage
     declares it again (FROM scratch included)."""
