@@ -11,6 +11,7 @@ A crash at any point leaves at most unreferenced blobs and layers, which
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import secrets
@@ -18,11 +19,11 @@ import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from loguru import logger
 
@@ -50,6 +51,8 @@ OCI_INDEX = MEDIA_TYPES.OCI_INDEX
 
 Emit = Callable[..., object]
 """``emit(type, action, actor_id, **attributes)``: the daemon's event publisher."""
+T = TypeVar("T")
+
 LayerProgress = Callable[[str, str], None]
 """``on_layer(blob digest, status)``: hears each layer being unpacked."""
 
@@ -216,9 +219,13 @@ class ImageService:
             if on_layer is not None:
                 on_layer(blob, "Extracting")
             cache_id = secrets.token_hex(32)
-            await self.driver.create(cache_id, top.cache_id if top else None)
             try:
-                size, actual = await self._apply_blob(cache_id, blob)
+                # the driver works in threads: a cancellation (a pull abandoned) waits for
+                # them, so that the layer removed below is not made again under it
+                await _uncancelled_until_done(
+                    self.driver.create(cache_id, top.cache_id if top else None)
+                )
+                size, actual = await _uncancelled_until_done(self._apply_blob(cache_id, blob))
                 if actual != diff_id:
                     raise InvalidParameter(
                         f"layer {blob} does not match the image config: its content is "
@@ -734,6 +741,18 @@ class ImageService:
             size = copy.tell()
             copy.seek(0)
             yield copy, size
+
+
+async def _uncancelled_until_done(work: Awaitable[T]) -> T:
+    """Await ``work``; when the caller is cancelled, let ``work`` finish first, then pass
+    the cancellation on."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            await task
+        raise
 
 
 def _is_id_form(name: str, image_id: str) -> bool:
