@@ -39,7 +39,7 @@ from pydockerd.distribution import (
 from pydockerd.errors import Forbidden, InvalidParameter, NotFound, Unauthorized, Unavailable
 from pydockerd.images.blobsink import ContentBlobSink
 from pydockerd.images.reference import DEFAULT_DOMAIN, DEFAULT_TAG, Reference
-from pydockerd.images.service import ImageService, short_id
+from pydockerd.images.service import ImageService, LayerProgress, short_id
 from pydockerd.images.store import ImageRecord, LayerRecord, chain_ids
 from pydockerd.plugin import RegistryTransport
 from pydockerd.settings import RegistrySettings
@@ -274,14 +274,16 @@ class Transfers:
         moved to it."""
         reference = ref.digest or ref.tag or DEFAULT_TAG
         started = False
-
         unpacker = _Unpacker(self.images, report)
 
-        def progress(update: Progress) -> None:
+        def announce() -> None:
             nonlocal started
             if not started:
                 started = True
                 report({"status": f"Pulling from {ref.path}", "id": reference})
+
+        def progress(update: Progress) -> None:
+            announce()
             report(_message(update))
             unpacker.wake()  # a layer may be stored now
 
@@ -300,11 +302,9 @@ class Transfers:
                 # moby answers a refused pull as "not found" (its notFoundError), never 401:
                 # on a 401 the docker CLI would stop to ask for a login on stdin
                 raise NotFound(e.message) from None
-            if not started:  # nothing was reported: every blob was there already
-                started = True
-                report({"status": f"Pulling from {ref.path}", "id": reference})
+            announce()  # when nothing was reported: every blob was there already
             await unpacker.finish()
-            return await self._record_pull(ref, result, report)
+            return await self._record_pull(ref, result, report, unpacker.layer_progress)
         except BaseException:
             await unpacker.abandon()
             raise
@@ -312,24 +312,22 @@ class Transfers:
             blobs.release()
 
     async def _record_pull(
-        self, ref: Reference, result: PullResult, report: Report
+        self, ref: Reference, result: PullResult, report: Report, on_layer: LayerProgress
     ) -> tuple[str, bool]:
+        """Record the pulled image; ``on_layer`` hears the layers that are unpacked only now
+        (all of them, for a transport that does not call ``resolved``)."""
         config_digest = result.config.digest
         blobs = [layer.digest for layer in result.layers]
         tagged = Reference(ref.domain, ref.path, ref.tag, None) if ref.tag else None
         by_digest = Reference(ref.domain, ref.path, None, result.digest)
         before = self.images.store.lookup(str(tagged or by_digest))
-
-        def extracting(blob: str, status: str) -> None:
-            report({"status": status, "progressDetail": {}, "id": _short(blob)})
-
         async with self.images.lock:
             image_id, moved = await self.images.add_image(
                 config_digest,
                 blobs,
                 refs=[r for r in (tagged, by_digest) if r is not None],
                 manifest=result.manifest.digest,
-                on_layer=extracting,
+                on_layer=on_layer,
             )
             self.images.store.add_blob_sources(blobs, ref.domain, ref.path)
         for moved_ref, _old in moved:
@@ -361,7 +359,12 @@ class Transfers:
         """The local images a push sends: ``ref``'s tag, or every tag of its repository."""
         store = self.images.store
         if not all_tags:
-            image = self.images.resolve(str(ref))
+            try:
+                image = self.images.resolve(str(ref))
+            except NotFound:
+                raise NotFound(
+                    f"An image does not exist locally with the tag: {ref.familiar()}"
+                ) from None
             return [_PushSource(image, ref.tag)]
         sources: list[_PushSource] = []
         for image_id, refs in store.all_refs().items():
@@ -388,12 +391,7 @@ class Transfers:
             raise InvalidParameter("cannot push a digest reference")
         if ref.domain == "":
             raise InvalidParameter(f"invalid repository {ref.name}")
-        try:
-            sources = self._push_sources(ref, all_tags=all_tags)
-        except NotFound:
-            raise NotFound(
-                f"An image does not exist locally with the tag: {ref.familiar()}"
-            ) from None
+        sources = self._push_sources(ref, all_tags=all_tags)
         report({"status": f"The push refers to repository [{ref.name}]"})
         repository = self.repository(ref, credentials, push=True)
         for source in sources:
@@ -597,9 +595,12 @@ class _Unpacker:
                 if not content.has(blob):
                     await self._wake.wait()
             async with self.images.lock:
-                await self.images.ensure_layers(diff_ids[:count], blobs[:count], self._layer)
+                await self.images.ensure_layers(
+                    diff_ids[:count], blobs[:count], self.layer_progress
+                )
 
-    def _layer(self, blob: str, status: str) -> None:
+    def layer_progress(self, blob: str, status: str) -> None:
+        """``Extracting`` and ``Pull complete`` of a layer, as Docker's progress lines."""
         self.report({"status": status, "progressDetail": {}, "id": _short(blob)})
 
     async def finish(self) -> None:
