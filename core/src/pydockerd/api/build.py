@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from pydockerd.api.keys import DAEMON
-from pydockerd.api.params import parse_bool, parse_filters, parse_timestamp_ns
+from pydockerd.api.params import parse_bool, parse_filters, parse_timestamp_ns, spool_body
 from pydockerd.api.responses import json_response, progress_stream
 from pydockerd.builder.cache import BuildCache
 from pydockerd.builder.context import unpack_context
@@ -23,8 +23,6 @@ from pydockerd.images.reference import parse_repository_tag
 from pydockerd.images.transfer import credentials_from_json, decode_json_header
 
 __all__ = ["ROUTES"]
-
-_CHUNK = 1 << 20
 
 
 def _builder(request: web.Request) -> Builder:
@@ -81,12 +79,9 @@ def _options(request: web.Request) -> BuildOptions:
 
 
 async def _receive(request: web.Request, directory: Path) -> None:
-    """The whole request body into ``directory/context.tar``, then unpacked into
+    """The whole request body, spooled under ``directory``, then unpacked into
     ``directory/context`` (moby too reads the whole context before it answers)."""
-    upload = directory / "context.tar"
-    with upload.open("wb") as f:
-        while chunk := await request.content.read(_CHUNK):
-            await asyncio.to_thread(f.write, chunk)
+    upload = await spool_body(request, directory)
     context = directory / "context"
     context.mkdir()
     await asyncio.to_thread(unpack_context, upload, context)

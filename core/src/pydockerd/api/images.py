@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import tempfile
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +22,7 @@ from pydockerd.api.params import (
     parse_bool,
     parse_filters,
     parse_timestamp_ns,
+    spool_body,
 )
 from pydockerd.api.responses import json_response, json_stream, send_json_line
 from pydockerd.errors import InvalidParameter, Unavailable
@@ -273,24 +272,10 @@ async def save_images(request: web.Request) -> web.StreamResponse:
         archive.unlink(missing_ok=True)
 
 
-async def _spool(request: web.Request, directory: Path) -> Path:
-    """The request body in a temporary file under ``directory``, read as it streams in."""
-    fd, name = tempfile.mkstemp(dir=directory, suffix=".upload")
-    path = Path(name)
-    try:
-        with open(fd, "wb") as f:  # noqa: PTH123, ASYNC230 - an fd from mkstemp
-            while chunk := await request.content.read(_CHUNK):
-                await asyncio.to_thread(f.write, chunk)
-    except BaseException:
-        path.unlink(missing_ok=True)  # noqa: ASYNC240
-        raise
-    return path
-
-
 async def load_images(request: web.Request) -> web.StreamResponse:
     images = _service(request)
     quiet = parse_bool(request.query.get("quiet"))
-    upload = await _spool(request, images.tmp)
+    upload = await spool_body(request, images.tmp)
     try:
         lines = await images.load(upload)
     finally:
@@ -319,7 +304,7 @@ async def create_image(request: web.Request) -> web.StreamResponse:
     if repo:
         ref = parse_repository_tag(repo, request.query.get("tag") or None)
     changes = request.query.getall("changes", [])
-    upload = await _spool(request, images.tmp)
+    upload = await spool_body(request, images.tmp)
     try:
         with upload.open("rb") as stream:
             image_id = await images.import_rootfs(

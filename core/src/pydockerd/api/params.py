@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +24,7 @@ __all__ = [
     "parse_bool",
     "parse_filters",
     "parse_timestamp_ns",
+    "spool_body",
 ]
 
 _DURATION = re.compile(r"(?:[0-9.]+[a-zµμ]+)+")
@@ -127,3 +131,20 @@ def parse_timestamp_ns(raw: str | None, name: str) -> int | None:
     return (since_epoch.days * 86_400 + since_epoch.seconds) * 1_000_000_000 + (
         since_epoch.microseconds * 1_000
     )
+
+
+_SPOOL_CHUNK = 1 << 20
+
+
+async def spool_body(request: web.Request, directory: Path) -> Path:
+    """The request body in a temporary file under ``directory``, read as it streams in."""
+    fd, name = tempfile.mkstemp(dir=directory, suffix=".upload")
+    path = Path(name)
+    try:
+        with open(fd, "wb") as f:  # noqa: PTH123, ASYNC230 - an fd from mkstemp
+            while chunk := await request.content.read(_SPOOL_CHUNK):
+                await asyncio.to_thread(f.write, chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)  # noqa: ASYNC240
+        raise
+    return path
