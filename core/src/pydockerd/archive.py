@@ -55,6 +55,7 @@ __all__ = [
     "Whiteouts",
     "apply_layer",
     "decompressed",
+    "is_tar_header",
     "write_changes_diff",
     "write_overlay_diff",
     "write_tar",
@@ -96,6 +97,11 @@ class _Prefixed(io.RawIOBase):
         data = self._rest.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
+
+
+def is_tar_header(head: bytes) -> bool:
+    """Whether ``head`` (a stream's first 512 bytes) starts a tar archive (ustar magic)."""
+    return len(head) >= 262 and head[257:262] == b"ustar"
 
 
 def decompressed(stream: BinaryIO) -> BinaryIO:

@@ -14,17 +14,13 @@ import tarfile
 from pathlib import Path
 from typing import IO
 
-from pydockerd.archive import decompressed
+from pydockerd.archive import decompressed, is_tar_header
 from pydockerd.errors import InvalidParameter
 from pydockerd.fsutil import resolve_in_root
 
 __all__ = ["read_dockerfile", "unpack_context"]
 
 DEFAULT_DOCKERFILE = "Dockerfile"
-
-
-def _is_tar(head: bytes) -> bool:
-    return len(head) >= 262 and head[257:262] == b"ustar"
 
 
 def unpack_context(upload: Path, directory: Path) -> None:
@@ -36,7 +32,7 @@ def unpack_context(upload: Path, directory: Path) -> None:
     """
     with upload.open("rb") as f:
         head = f.read(512)
-    if _is_tar(head):
+    if is_tar_header(head):
         # docker build -f - truncates its tar: pad the last member and add the end blocks
         size = upload.stat().st_size
         with upload.open("ab") as f:
@@ -47,7 +43,7 @@ def unpack_context(upload: Path, directory: Path) -> None:
     with upload.open("rb") as raw:
         stream = decompressed(raw)
         head = stream.read(512)
-        if _is_tar(head):
+        if is_tar_header(head):
             with tarfile.open(fileobj=_Prefixed(head, stream), mode="r|") as tar:
                 _extract(tar, directory)
             return

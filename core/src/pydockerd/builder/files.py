@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from pydockerd.archive import decompressed
+from pydockerd.archive import decompressed, is_tar_header
 from pydockerd.errors import InvalidParameter
 from pydockerd.fsutil import clean_parts, resolve_in_root
 
@@ -225,7 +225,7 @@ def is_archive(path: Path) -> bool:
             head = decompressed(raw).read(512)
     except (OSError, ValueError, EOFError):
         return False
-    return len(head) >= 262 and head[257:262] == b"ustar"
+    return is_tar_header(head)
 
 
 def _unpack(source: Path, rootfs: Path, target: str, owner: Ownership) -> None:
