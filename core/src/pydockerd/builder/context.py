@@ -9,10 +9,8 @@ send a bare Dockerfile instead of a tar.
 
 from __future__ import annotations
 
-import io
 import tarfile
 from pathlib import Path
-from typing import IO
 
 from pydockerd.archive import decompressed, is_tar_header
 from pydockerd.errors import InvalidParameter
@@ -41,13 +39,13 @@ def unpack_context(upload: Path, directory: Path) -> None:
             _extract(tar, directory)
         return
     with upload.open("rb") as raw:
-        stream = decompressed(raw)
-        head = stream.read(512)
-        if is_tar_header(head):
-            with tarfile.open(fileobj=_Prefixed(head, stream), mode="r|") as tar:
-                _extract(tar, directory)
-            return
-        text = head + stream.read()
+        head = decompressed(raw).read(512)
+    if is_tar_header(head):  # compressed (docker build --compress)
+        with upload.open("rb") as raw, tarfile.open(fileobj=decompressed(raw), mode="r|") as tar:
+            _extract(tar, directory)
+        return
+    with upload.open("rb") as raw:
+        text = decompressed(raw).read()
     if b"\0" in text:
         raise InvalidParameter("the build context is neither a tar archive nor a Dockerfile")
     (directory / DEFAULT_DOCKERFILE).write_bytes(text)
@@ -58,26 +56,6 @@ def _extract(tar: tarfile.TarFile, directory: Path) -> None:
         tar.extractall(directory, filter="data")
     except (tarfile.TarError, OSError) as e:
         raise InvalidParameter(f"invalid build context: {e}") from None
-
-
-class _Prefixed(io.RawIOBase):
-    """``head`` then the rest of ``stream``: a stream whose first bytes were read already."""
-
-    def __init__(self, head: bytes, stream: IO[bytes]) -> None:
-        self._head = head
-        self._stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        if not self._head:
-            return self._stream.read(size)
-        if 0 <= size < len(self._head):
-            data, self._head = self._head[:size], self._head[size:]
-            return data
-        data, self._head = self._head, b""
-        return data + self._stream.read(-1 if size < 0 else size - len(data))
 
 
 def read_dockerfile(context: Path, name: str) -> bytes:
