@@ -51,6 +51,7 @@ from pydockerd.builder.dockerfile import (
 from pydockerd.containers.model import now_rfc3339
 from pydockerd.distribution import RegistryCredentials
 from pydockerd.errors import InvalidParameter, NotFound, PydockerdError
+from pydockerd.fsutil import resolve_in_root
 from pydockerd.images.content import ContentStore
 from pydockerd.images.reference import Reference, parse_reference
 from pydockerd.images.service import ImageService, short_id
@@ -793,8 +794,6 @@ def _store_layer(content: ContentStore, layer: Path) -> str:
 
 def _make_workdir(rootfs: Path, workdir: str) -> bool:
     """Make the WORKDIR when missing; whether it was."""
-    from pydockerd.fsutil import resolve_in_root
-
     if resolve_in_root(rootfs, workdir.lstrip("/")).is_dir():
         return False
     files.ensure_directory(rootfs, workdir, files.Ownership())
